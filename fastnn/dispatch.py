@@ -1,0 +1,267 @@
+"""Backend selection and the validating edge of the op contract.
+
+The current backend is resolved, most specific first, from:
+
+1. ``with fastnn.use_backend(name):`` -- scoped, nestable, per thread and per
+   asyncio task (a :class:`contextvars.ContextVar`);
+2. ``fastnn.set_backend(name)`` -- the process-wide default;
+3. the ``FASTNN_BACKEND`` environment variable, read once at import;
+4. ``"auto"``.
+
+(A model's ``backend=`` argument is passed to :func:`get_ops` directly and
+wins over all of these without changing them.)
+
+:func:`get_ops` returns a :class:`CheckedOps`: the backend wrapped by one layer
+that validates arguments (shape, dtype, names, label range), makes inputs
+C-contiguous and casts scalars to the arrays' dtype, then calls the backend's
+kernel.  Backends themselves never validate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+import threading
+
+import numpy as np
+
+from fastnn.kernels.contract import ACTIVATIONS, LOSSES, OP_NAMES, Ops
+
+from . import validation as chk
+
+ENV_VAR = "FASTNN_BACKEND"
+
+#: Registry: backend name -> (module, class).  Modules are imported on first use.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "python": ("fastnn.kernels.python", "PythonOps"),
+    "numpy": ("fastnn.kernels.numpy", "NumpyOps"),
+    "numba": ("fastnn.kernels.numba", "NumbaOps"),
+}
+
+#: Every name the dispatcher accepts.
+CHOICES: tuple[str, ...] = (*BACKENDS, "auto")
+
+_INSTALL_HINT = {
+    "numba": "install it with `pip install numba scipy` (or `pip install fastnn`)",
+}
+
+_lock = threading.Lock()
+_backend_objects: dict[str, Ops] = {}
+_import_errors: dict[str, BaseException] = {}
+_checked: dict[str, CheckedOps] = {}
+
+_envvalue = os.environ.get(ENV_VAR)
+_default: str = "auto"
+_default_error: str | None = None
+if _envvalue is not None and _envvalue.strip():
+    if _envvalue.strip().lower() in CHOICES:
+        _default = _envvalue.strip().lower()
+    else:
+        # Reported at first use, not at import: importing fastnn never fails on it.
+        _default_error = (
+            f"environment variable {ENV_VAR}={_envvalue!r} is not a valid backend; "
+            f"valid choices are: {', '.join(CHOICES)}"
+        )
+
+_scoped: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fastnn_backend", default=None
+)
+
+
+def _load(name: str) -> Ops | None:
+    """The backend object for ``name``, or None if it cannot be imported here."""
+    if name in _backend_objects:
+        return _backend_objects[name]
+    if name in _import_errors:
+        return None
+    with _lock:
+        if name in _backend_objects:
+            return _backend_objects[name]
+        module_name, class_name = BACKENDS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            _import_errors[name] = exc
+            return None
+        obj = getattr(module, class_name)()
+        _backend_objects[name] = obj
+        return obj
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that work in this environment (``"auto"`` not included)."""
+    return [name for name in BACKENDS if _load(name) is not None]
+
+
+def _check_choice(name) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in CHOICES:
+        raise ValueError(
+            f"unknown backend {name!r}; available backends: "
+            f"{', '.join([*available_backends(), 'auto'])}"
+        )
+    if key != "auto" and _load(key) is None:
+        hint = _INSTALL_HINT.get(key, "")
+        raise ValueError(
+            f"backend {key!r} is not available here ({_import_errors[key]}); "
+            f"{hint + '; ' if hint else ''}available backends: "
+            f"{', '.join([*available_backends(), 'auto'])}"
+        )
+    return key
+
+
+def get_backend() -> str:
+    """Name of the current backend (may be ``"auto"``)."""
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
+    if _default_error is not None:
+        raise ValueError(_default_error)
+    return _default
+
+
+def set_backend(name: str) -> None:
+    """Set the process-wide default backend.  A bad name leaves it unchanged."""
+    global _default, _default_error
+    key = _check_choice(name)
+    _default, _default_error = key, None
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Use backend ``name`` inside the ``with`` block (this thread/task only)."""
+    key = _check_choice(name)
+    token = _scoped.set(key)
+    try:
+        yield get_ops(key)
+    finally:
+        _scoped.reset(token)
+
+
+def resolve_auto_backend() -> str:
+    """The backend ``"auto"`` falls back to when no measurement says otherwise."""
+    return "numba" if _load("numba") is not None else "numpy"
+
+
+def get_ops(name: str | None = None) -> CheckedOps:
+    """The validating op object for backend ``name`` (None: the current backend)."""
+    key = get_backend() if name is None else _check_choice(name)
+    ops = _checked.get(key)
+    if ops is None:
+        impl = _load(resolve_auto_backend()) if key == "auto" else _load(key)
+        ops = _checked.setdefault(key, CheckedOps(key, impl))
+    return ops
+
+
+class CheckedOps:
+    """The op contract's API edge: validates, then calls one backend's kernel.
+
+    ``name`` is the requested backend (``"auto"`` included); ``impl`` the
+    :class:`~fastnn.kernels.contract.Ops` object that computes.  Method
+    signatures are exactly the contract's.
+    """
+
+    def __init__(self, name: str, impl: Ops):
+        self.name = name
+        self.impl = impl
+
+    def __repr__(self) -> str:
+        return f"<fastnn ops backend={self.name!r} impl={self.impl.name!r}>"
+
+    def _impl_for(self, op: str, *arrays) -> Ops:
+        return self.impl
+
+    def dense_forward(self, X, W, b, activation):
+        chk.check_name("activation", activation, ACTIVATIONS)
+        X = chk.as_array("X", X, 2)
+        W = chk.as_array("W", W, 2, X.dtype)
+        b = chk.as_array("b", b, 1, X.dtype)
+        if X.shape[1] != W.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features (shape {X.shape}) but W expects "
+                f"{W.shape[0]} (shape {W.shape})"
+            )
+        if b.shape[0] != W.shape[1]:
+            raise ValueError(f"b has shape {b.shape} but W has {W.shape[1]} output units")
+        return self._impl_for("dense_forward", X, W).dense_forward(X, W, b, activation)
+
+    def dense_backward(self, dY, X, W, Z, Y, activation):
+        chk.check_name("activation", activation, ACTIVATIONS)
+        X = chk.as_array("X", X, 2)
+        dt = X.dtype
+        W = chk.as_array("W", W, 2, dt)
+        dY = chk.as_array("dY", dY, 2, dt)
+        Z = chk.as_array("Z", Z, 2, dt)
+        Y = chk.as_array("Y", Y, 2, dt)
+        n, n_out = X.shape[0], W.shape[1]
+        if X.shape[1] != W.shape[0]:
+            raise ValueError(f"X has shape {X.shape} but W has shape {W.shape}")
+        for nm, A in (("dY", dY), ("Z", Z), ("Y", Y)):
+            if A.shape != (n, n_out):
+                raise ValueError(f"{nm} must have shape {(n, n_out)}, got {A.shape}")
+        return self._impl_for("dense_backward", X, W).dense_backward(dY, X, W, Z, Y, activation)
+
+    def loss(self, name, Y, T):
+        chk.check_name("loss", name, LOSSES)
+        Y = chk.as_array("Y", Y, 2)
+        T = chk.as_array("T", T, 2, Y.dtype)
+        chk.check_same_shape([("Y", Y), ("T", T)])
+        return self._impl_for("loss", Y).loss(name, Y, T)
+
+    def softmax_cross_entropy(self, Z, labels):
+        Z = chk.as_array("Z", Z, 2)
+        labels = chk.as_labels("labels", labels, Z.shape[0], Z.shape[1])
+        return self._impl_for("softmax_cross_entropy", Z).softmax_cross_entropy(Z, labels)
+
+    def sigmoid_cross_entropy(self, Z, T):
+        Z = chk.as_array("Z", Z, 2)
+        T = chk.as_array("T", T, 2, Z.dtype)
+        chk.check_same_shape([("Z", Z), ("T", T)])
+        return self._impl_for("sigmoid_cross_entropy", Z).sigmoid_cross_entropy(Z, T)
+
+    def _state(self, param, grad, **state):
+        if not isinstance(param, np.ndarray):
+            raise TypeError(f"param must be a numpy.ndarray, got {type(param).__name__}")
+        dt = chk.float_dtype_of("param", param)
+        chk.check_inplace("param", param)
+        grad = chk.as_array("grad", grad, grad.ndim, dt)
+        pairs = [("param", param), ("grad", grad)]
+        for nm, A in state.items():
+            if not isinstance(A, np.ndarray):
+                raise TypeError(f"{nm} must be a numpy.ndarray, got {type(A).__name__}")
+            chk.as_array(nm, A, A.ndim, dt)
+            chk.check_inplace(nm, A)
+            pairs.append((nm, A))
+        chk.check_same_shape(pairs)
+        return dt.type, grad
+
+    def sgd_update(self, param, grad, velocity, lr, momentum):
+        lr = chk.check_scalar("lr", lr, low=0)
+        momentum = chk.check_scalar("momentum", momentum, low=0)
+        if not isinstance(grad, np.ndarray):
+            raise TypeError(f"grad must be a numpy.ndarray, got {type(grad).__name__}")
+        cast, grad = self._state(param, grad, velocity=velocity)
+        self._impl_for("sgd_update", param).sgd_update(
+            param, grad, velocity, cast(lr), cast(momentum)
+        )
+
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps):
+        step = chk.check_int("step", step, low=1)
+        lr = chk.check_scalar("lr", lr, low=0)
+        beta1 = chk.check_scalar("beta1", beta1, low=0, high=1, high_open=True)
+        beta2 = chk.check_scalar("beta2", beta2, low=0, high=1, high_open=True)
+        eps = chk.check_scalar("eps", eps, low=0, low_open=True)
+        if not isinstance(grad, np.ndarray):
+            raise TypeError(f"grad must be a numpy.ndarray, got {type(grad).__name__}")
+        cast, grad = self._state(param, grad, m=m, v=v)
+        self._impl_for("adam_update", param).adam_update(
+            param, grad, m, v, step, cast(lr), cast(beta1), cast(beta2), cast(eps)
+        )
+
+
+# The edge must expose exactly the contract (tests check the signatures match).
+assert all(hasattr(CheckedOps, op) for op in OP_NAMES)
