@@ -65,9 +65,7 @@ if _envvalue is not None and _envvalue.strip():
             f"valid choices are: {', '.join(CHOICES)}"
         )
 
-_scoped: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "fastnn_backend", default=None
-)
+_scoped: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastnn_backend", default=None)
 
 
 def _load(name: str) -> Ops | None:

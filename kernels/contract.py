@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import abc
 
+import numpy as np
+
 #: Activations a dense layer can apply.  ``"step"`` (Heaviside, ``Z >= 0 -> 1``)
 #: is forward-only: it exists for Rosenblatt's perceptron and has no gradient.
 ACTIVATIONS: tuple[str, ...] = ("linear", "sigmoid", "relu", "tanh", "softmax", "step")
@@ -44,7 +46,19 @@ OP_NAMES: tuple[str, ...] = (
     "sigmoid_cross_entropy",
     "sgd_update",
     "adam_update",
+    "train_batches",
 )
+
+#: Output heads :meth:`Ops.train_batches` trains against.  The two fused heads take
+#: logits (the last activation is ``"linear"``) and use the stable logit ops.
+HEADS: tuple[str, ...] = ("softmax_cross_entropy", "sigmoid_cross_entropy", *LOSSES)
+
+#: Optimizers :meth:`Ops.train_batches` applies, with their state arrays per
+#: parameter and their hyper-parameters, in order.
+OPTIMIZERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "sgd": (("velocity",), ("lr", "momentum")),
+    "adam": (("m", "v"), ("lr", "beta1", "beta2", "eps")),
+}
 
 
 class StepBackwardError(ValueError):
@@ -149,5 +163,81 @@ class Ops(abc.ABC):
             param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
         """
 
+    def train_batches(
+        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step
+    ):
+        """Train a stack of dense layers over consecutive mini-batches, in place.
+
+        * ``Ws[l]: (in_l, out_l)``, ``bs[l]: (out_l,)`` -- updated in place;
+          ``activations[l]`` the name of layer ``l``'s activation.
+        * ``X: (N, in)``; ``T``: ``(N,)`` int64 labels for the ``"softmax_cross_entropy"``
+          head, else ``(N, k)`` targets of ``X``'s dtype.
+        * ``order: (m,)`` int64 row indices; batch ``j`` is rows
+          ``order[j*batch_size : (j+1)*batch_size]`` (the last may be smaller).
+        * ``head`` in :data:`HEADS`: the loss of the last layer's output.
+        * ``optimizer`` in :data:`OPTIMIZERS`; ``state[p]`` is the tuple of that
+          optimizer's state arrays for parameter ``p`` in the order
+          ``W0, b0, W1, b1, ...`` (updated in place); ``hyper`` its hyper-parameters.
+        * ``step``: updates already applied (Adam's step count continues from it).
+
+        Returns ``(losses, correct)``, float64 arrays ``(n_batches,)``: each batch's
+        loss before its update, and its number of correct predictions (argmax of
+        the output against the label / argmax of ``T`` for ``k > 1``; output above
+        the decision threshold -- 0 for logit heads, 0.5 otherwise -- against
+        ``T > 0.5`` for ``k == 1``).
+
+        This default composes the primitive ops above and is the definition;
+        backends may override it with a fused implementation giving the same numbers.
+        """
+        L = len(Ws)
+        n_batches = -(-len(order) // batch_size)
+        losses = np.zeros(n_batches)
+        correct = np.zeros(n_batches)
+        dtype = X.dtype.type
+        for j in range(n_batches):
+            rows = order[j * batch_size : (j + 1) * batch_size]
+            A = [np.ascontiguousarray(X[rows])]
+            Zs = []
+            for l in range(L):
+                Z, Y = self.dense_forward(A[l], Ws[l], bs[l], activations[l])
+                Zs.append(Z)
+                A.append(Y)
+            out = A[L]
+            Tb = np.ascontiguousarray(T[rows])
+            if head == "softmax_cross_entropy":
+                value, dY = self.softmax_cross_entropy(out, Tb)
+            elif head == "sigmoid_cross_entropy":
+                value, dY = self.sigmoid_cross_entropy(out, Tb)
+            else:
+                value, dY = self.loss(head, out, Tb)
+            losses[j] = value
+            correct[j] = _count_correct(out, Tb, head)
+            grads = []
+            for l in reversed(range(L)):
+                dY, dW, db = self.dense_backward(dY, A[l], Ws[l], Zs[l], A[l + 1], activations[l])
+                grads[:0] = [dW, db]
+            params = [p for l in range(L) for p in (Ws[l], bs[l])]
+            for p, (param, grad) in enumerate(zip(params, grads)):
+                if optimizer == "sgd":
+                    lr, momentum = hyper
+                    self.sgd_update(param, grad, state[p][0], dtype(lr), dtype(momentum))
+                else:
+                    lr, beta1, beta2, eps = hyper
+                    self.adam_update(
+                        param, grad, state[p][0], state[p][1], step + j + 1,
+                        dtype(lr), dtype(beta1), dtype(beta2), dtype(eps),
+                    )  # fmt: skip
+        return losses, correct
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend={self.name!r}>"
+
+
+def _count_correct(out, T, head) -> int:
+    """Correct predictions in one batch, as :meth:`Ops.train_batches` defines them."""
+    if head == "softmax_cross_entropy":
+        return int(np.sum(np.argmax(out, axis=1) == T))
+    if out.shape[1] > 1:
+        return int(np.sum(np.argmax(out, axis=1) == np.argmax(T, axis=1)))
+    threshold = 0.0 if head == "sigmoid_cross_entropy" else 0.5
+    return int(np.sum((out[:, 0] > threshold) == (T[:, 0] > 0.5)))

@@ -96,12 +96,15 @@ class PythonOps(Ops):
             _activation_backward_row(dy, z, y, activation)
             for dy, z, y in zip(dY.tolist(), Z.tolist(), Y.tolist())
         ]
-        # dX_ik = sum_j dZ_ij W_kj
-        dX = [[sum(dZ[i][j] * w[k][j] for j in range(n_out)) for k in range(n_in)] for i in range(n)]
-        # dW_kj = sum_i X_ik dZ_ij
-        dW = [[sum(x[i][k] * dZ[i][j] for i in range(n)) for j in range(n_out)] for k in range(n_in)]
-        # db_j = sum_i dZ_ij
-        db = [sum(dZ[i][j] for i in range(n)) for j in range(n_out)]
+        dX = [[0.0] * n_in for _ in range(n)]
+        dW = [[0.0] * n_out for _ in range(n_in)]
+        db = [0.0] * n_out
+        for i in range(n):
+            for j in range(n_out):
+                db[j] += dZ[i][j]  # db_j = sum_i dZ_ij
+                for k in range(n_in):
+                    dX[i][k] += dZ[i][j] * w[k][j]  # dX_ik = sum_j dZ_ij W_kj
+                    dW[k][j] += x[i][k] * dZ[i][j]  # dW_kj = sum_i X_ik dZ_ij
         dt = X.dtype
         return (
             _array(dX, dt).reshape(n, n_in),
