@@ -5,7 +5,12 @@
 ['python', 'numpy', 'numba']
 >>> with fastnn.use_backend("numpy"):    # doctest: +SKIP
 ...     Z, Y = fastnn.get_ops().dense_forward(X, W, b, "relu")
+
+Importing fastnn is cheap: it imports neither Numba nor any model code until a
+name below is first used, and never compiles anything.
 """
+
+import importlib
 
 from .dispatch import (
     available_backends,
@@ -17,6 +22,20 @@ from .dispatch import (
 
 __version__ = "0.1.0"
 
+# Public name -> module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "Sequential": "fastnn.model",
+    "Dense": "fastnn.model",
+    "Perceptron": "fastnn.perceptron",
+    "History": "fastnn.callbacks",
+    "EarlyStopping": "fastnn.callbacks",
+    "load_model": "fastnn.saving",
+    "set_num_threads": "fastnn.runtime",
+    "get_num_threads": "fastnn.runtime",
+    "warmup": "fastnn.runtime",
+}
+_SUBMODULES = ("optimizers", "datasets", "callbacks", "model", "saving", "runtime")
+
 __all__ = [
     "available_backends",
     "get_backend",
@@ -24,4 +43,20 @@ __all__ = [
     "set_backend",
     "use_backend",
     "__version__",
+    *_LAZY,
+    *_SUBMODULES,
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"fastnn.{name}")
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
