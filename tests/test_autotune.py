@@ -1,0 +1,109 @@
+"""The ``auto`` backend: measured per-op choices, cached on disk per machine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import autotune, dispatch
+
+
+@pytest.fixture
+def table(tmp_path, monkeypatch):
+    """A fresh, empty choice table in a private cache directory."""
+    monkeypatch.setenv("FASTNN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTNN_AUTOTUNE", "1")
+    t = autotune.Table(tmp_path / "choices.json")
+    return t
+
+
+def _auto(table):
+    return autotune.AutoOps("auto", dispatch._load(dispatch.resolve_auto_backend()), table)
+
+
+def test_bucket_rounds_up_to_powers_of_two():
+    assert [autotune._bucket(n) for n in (0, 1, 2, 3, 4, 5, 255, 256, 257, 784)] == [
+        1, 1, 2, 4, 4, 8, 256, 256, 512, 1024,
+    ]  # fmt: skip
+
+
+def test_shape_key_separates_op_dtype_shape_and_activation():
+    X = np.zeros((256, 784), np.float32)
+    W = np.zeros((784, 256), np.float32)
+    b = np.zeros(256, np.float32)
+    key = autotune.shape_key("dense_forward", (X, W, b, "relu"))
+    assert key == "dense_forward|float32|256x1024x256|relu"
+    key64 = autotune.shape_key("dense_forward", (X.astype(np.float64), W, b, "relu"))
+    assert key64 != key
+    assert autotune.shape_key("dense_forward", (X, W, b, "tanh")) != key
+
+
+def test_choose_prefers_first_candidate_unless_clearly_slower():
+    assert autotune.choose({"numba": 1.0, "numpy": 0.99}) == "numba"  # within noise margin
+    assert autotune.choose({"numba": 1.0, "numpy": 0.5}) == "numpy"
+    assert autotune.choose({"numba": 0.5, "numpy": 1.0}) == "numba"
+
+
+def test_auto_uses_and_persists_the_measured_choice(table, monkeypatch):
+    if len([c for c in autotune.CANDIDATES if dispatch._load(c) is not None]) < 2:
+        pytest.skip("auto has a single candidate here: nothing to choose between")
+    # Pretend numpy measured 10x faster: auto must then route the op to numpy.
+    monkeypatch.setattr(autotune, "measure", lambda op, args, c: {"numba": 1.0, "numpy": 0.1})
+    ops = _auto(table)
+    rng = np.random.default_rng(0)
+    X, W, b = rng.normal(size=(8, 5)), rng.normal(size=(5, 3)), rng.normal(size=3)
+    assert ops._impl_for("dense_forward", X, W, b, "relu").name == "numpy"
+    saved = json.loads(table.path.read_text())
+    (key,) = saved["entries"]
+    assert saved["entries"][key]["backend"] == "numpy"
+    # A new process (a new table on the same file) reuses the choice without measuring.
+    monkeypatch.setattr(autotune, "measure", lambda *a: pytest.fail("measured again"))
+    again = _auto(autotune.Table(table.path))
+    assert again._impl_for("dense_forward", X, W, b, "relu").name == "numpy"
+
+
+def test_auto_measures_real_backends_and_agrees_with_reference(table):
+    ops = _auto(table)
+    ref = fastnn.get_ops("python")
+    rng = np.random.default_rng(1)
+    X, W, b = rng.normal(size=(6, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    for activation in ("relu", "sigmoid", "softmax"):
+        Z, Y = ops.dense_forward(X, W, b, activation)
+        Zr, Yr = ref.dense_forward(X, W, b, activation)
+        # float64, tiny reductions: agreement to rounding error
+        np.testing.assert_allclose(Y, Yr, rtol=1e-12, atol=1e-14)
+    # In-place ops are timed on copies: the caller's arrays change exactly once.
+    param, grad, vel = rng.normal(size=10), rng.normal(size=10), np.zeros(10)
+    expected = param - 0.1 * grad
+    ops.sgd_update(param, grad, vel, 0.1, 0.0)
+    np.testing.assert_allclose(param, expected, rtol=1e-15)
+
+
+def test_describe_lists_cached_choices(table, monkeypatch):
+    monkeypatch.setattr(autotune, "_table", table)
+    table.put("dense_forward|float32|256x1024x256|relu", "numba", {"numba": 1e-4, "numpy": 2e-4})
+    text = autotune.describe()
+    assert "dense_forward|float32|256x1024x256|relu" in text
+    assert "numba=100.0us" in text and "numpy=200.0us" in text
+
+
+def test_corrupt_cache_file_is_ignored_not_fatal(table):
+    table.path.write_text("{not json")
+    assert table.get("anything") is None
+    table.put("k", "numpy", {"numpy": 1.0})
+    assert json.loads(table.path.read_text())["entries"]["k"]["backend"] == "numpy"
+
+
+def test_autotune_off_uses_default_backend(table, monkeypatch):
+    monkeypatch.setenv("FASTNN_AUTOTUNE", "0")
+    monkeypatch.setattr(autotune, "measure", lambda *a: pytest.fail("measured while disabled"))
+    ops = _auto(table)
+    X = np.ones((2, 2))
+    assert ops._impl_for("dense_forward", X, X, np.ones(2), "linear") is ops.impl
+
+
+def test_get_ops_auto_is_autoops():
+    assert isinstance(fastnn.get_ops("auto"), autotune.AutoOps)
