@@ -34,7 +34,20 @@ _LAZY = {
     "get_num_threads": "fastnn.runtime",
     "warmup": "fastnn.runtime",
 }
-_SUBMODULES = ("optimizers", "datasets", "callbacks", "model", "saving", "runtime")
+_SUBMODULES = (
+    "optimizers",
+    "datasets",
+    "callbacks",
+    "model",
+    "saving",
+    "runtime",
+    "losses",
+    "metrics",
+    "perceptron",
+    "progress",
+    "initializers",
+    "autotune",
+)
 
 __all__ = [
     "available_backends",

@@ -27,7 +27,14 @@ import threading
 
 import numpy as np
 
-from fastnn.kernels.contract import ACTIVATIONS, LOSSES, Ops
+from fastnn.kernels.contract import (
+    ACTIVATIONS,
+    DIFFERENTIABLE_ACTIVATIONS,
+    HEADS,
+    LOSSES,
+    OPTIMIZERS,
+    Ops,
+)
 
 from . import validation as chk
 
@@ -147,7 +154,9 @@ def resolve_auto_backend() -> str:
 
 def get_ops(name: str | None = None) -> CheckedOps:
     """The validating op object for backend ``name`` (None: the current backend)."""
-    key = get_backend() if name is None else _check_choice(name)
+    # The current backend is checked too: FASTNN_BACKEND=numba without Numba must fail
+    # here, clearly, not later inside an op.
+    key = _check_choice(get_backend() if name is None else name)
     ops = _checked.get(key)
     if ops is None:
         if key == "auto":
@@ -197,6 +206,7 @@ class CheckedOps:
             )
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"b has shape {b.shape} but W has {W.shape[1]} output units")
+        chk.check_nonempty("W", W, "a dense layer needs at least one input and one unit")
         return self._run("dense_forward", X, W, b, activation)
 
     def dense_backward(self, dY, X, W, Z, Y, activation):
@@ -207,6 +217,7 @@ class CheckedOps:
         dY = chk.as_array("dY", dY, 2, dt)
         Z = chk.as_array("Z", Z, 2, dt)
         Y = chk.as_array("Y", Y, 2, dt)
+        chk.check_nonempty("W", W, "a dense layer needs at least one input and one unit")
         n, n_out = X.shape[0], W.shape[1]
         if X.shape[1] != W.shape[0]:
             raise ValueError(f"X has shape {X.shape} but W has shape {W.shape}")
@@ -220,10 +231,12 @@ class CheckedOps:
         Y = chk.as_array("Y", Y, 2)
         T = chk.as_array("T", T, 2, Y.dtype)
         chk.check_same_shape([("Y", Y), ("T", T)])
+        chk.check_nonempty("Y", Y, "a loss needs at least one row and one column")
         return self._run("loss", name, Y, T)
 
     def softmax_cross_entropy(self, Z, labels):
         Z = chk.as_array("Z", Z, 2)
+        chk.check_nonempty("Z", Z, "a loss needs at least one row and one column")
         labels = chk.as_labels("labels", labels, Z.shape[0], Z.shape[1])
         return self._run("softmax_cross_entropy", Z, labels)
 
@@ -231,6 +244,7 @@ class CheckedOps:
         Z = chk.as_array("Z", Z, 2)
         T = chk.as_array("T", T, 2, Z.dtype)
         chk.check_same_shape([("Z", Z), ("T", T)])
+        chk.check_nonempty("Z", Z, "a loss needs at least one row and one column")
         return self._run("sigmoid_cross_entropy", Z, T)
 
     def _state(self, param, grad, **state):
@@ -269,3 +283,109 @@ class CheckedOps:
         self._run(
             "adam_update", param, grad, m, v, step, cast(lr), cast(beta1), cast(beta2), cast(eps)
         )
+
+    def train_batches(
+        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step
+    ):
+        chk.check_name("head", head, HEADS)
+        chk.check_name("optimizer", optimizer, tuple(OPTIMIZERS))
+        for nm, seq in (("Ws", Ws), ("bs", bs), ("activations", activations), ("state", state)):
+            if not isinstance(seq, (list, tuple)):
+                raise TypeError(f"{nm} must be a list or tuple, got {type(seq).__name__}")
+        L = len(Ws)
+        if L < 1:
+            raise ValueError("Ws must hold at least one layer's weights")
+        if len(bs) != L or len(activations) != L:
+            raise ValueError(
+                f"Ws, bs and activations must have one entry per layer; got {L}, "
+                f"{len(bs)} and {len(activations)}"
+            )
+        for l, act in enumerate(activations):
+            chk.check_name(f"activation of layer {l}", act, DIFFERENTIABLE_ACTIVATIONS)
+        if head in ("softmax_cross_entropy", "sigmoid_cross_entropy") and activations[-1] != (
+            "linear"
+        ):
+            raise ValueError(
+                f"head {head!r} takes logits: the last layer's activation must be 'linear', "
+                f"got {activations[-1]!r}"
+            )
+        X = chk.as_array("X", X, 2)
+        dt = X.dtype
+        n_in = X.shape[1]
+        for l in range(L):
+            for nm, A, ndim in ((f"Ws[{l}]", Ws[l], 2), (f"bs[{l}]", bs[l], 1)):
+                if not isinstance(A, np.ndarray):
+                    raise TypeError(f"{nm} must be a numpy.ndarray, got {type(A).__name__}")
+                chk.as_array(nm, A, ndim, dt)
+                chk.check_inplace(nm, A)
+            if Ws[l].shape[0] != n_in:
+                what = "X has" if l == 0 else f"layer {l - 1} outputs"
+                raise ValueError(
+                    f"Ws[{l}] has shape {Ws[l].shape} but {what} {n_in} features; "
+                    "each layer's W must be (inputs, units) and chain with the previous one"
+                )
+            n_in = Ws[l].shape[1]
+            if bs[l].shape != (n_in,):
+                raise ValueError(f"bs[{l}] must have shape ({n_in},), got {bs[l].shape}")
+        N, k = X.shape[0], n_in
+        if head == "softmax_cross_entropy":
+            T = chk.as_labels("T", T, N, k)
+        else:
+            T = chk.as_array("T", T, 2, dt)
+            if T.shape != (N, k):
+                raise ValueError(
+                    f"T must have shape {(N, k)} (one row per row of X, one column per "
+                    f"output unit), got {T.shape}"
+                )
+        if not isinstance(order, np.ndarray):
+            raise TypeError(f"order must be a numpy.ndarray, got {type(order).__name__}")
+        if order.ndim != 1 or order.dtype.kind not in "iu":
+            raise ValueError(
+                f"order must be a 1-D integer array of row indices, got a {order.ndim}-D "
+                f"array of dtype {order.dtype}"
+            )
+        if order.size and (order.min() < 0 or order.max() >= N):
+            raise ValueError(f"order must hold row indices in [0, {N}) for X with {N} rows")
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        batch_size = chk.check_int("batch_size", batch_size, low=1)
+        step = chk.check_int("step", step, low=0)
+        state_names, hyper_names = OPTIMIZERS[optimizer]
+        params = [(nm, A) for l in range(L) for nm, A in ((f"Ws[{l}]", Ws[l]), (f"bs[{l}]", bs[l]))]
+        if len(state) != len(params):
+            raise ValueError(
+                f"state must hold one entry per parameter (W0, b0, W1, b1, ...): expected "
+                f"{len(params)}, got {len(state)}"
+            )
+        for p, ((pname, P), S) in enumerate(zip(params, state)):
+            if not isinstance(S, (list, tuple)) or len(S) != len(state_names):
+                raise ValueError(
+                    f"state[{p}] must be a tuple of {len(state_names)} arrays "
+                    f"{state_names} for optimizer {optimizer!r}"
+                )
+            for sname, A in zip(state_names, S):
+                nm = f"state[{p}] ({sname} of {pname})"
+                if not isinstance(A, np.ndarray):
+                    raise TypeError(f"{nm} must be a numpy.ndarray, got {type(A).__name__}")
+                chk.as_array(nm, A, P.ndim, dt)
+                chk.check_inplace(nm, A)
+                if A.shape != P.shape:
+                    raise ValueError(f"{nm} has shape {A.shape} but {pname} has shape {P.shape}")
+        if not isinstance(hyper, (list, tuple)) or len(hyper) != len(hyper_names):
+            raise ValueError(
+                f"hyper must hold {len(hyper_names)} values {hyper_names} for optimizer "
+                f"{optimizer!r}, got {hyper!r}"
+            )
+        limits = {
+            "lr": {"low": 0},
+            "momentum": {"low": 0},
+            "beta1": {"low": 0, "high": 1, "high_open": True},
+            "beta2": {"low": 0, "high": 1, "high_open": True},
+            "eps": {"low": 0, "low_open": True},
+        }
+        hyper = tuple(
+            dt.type(chk.check_scalar(nm, h, **limits[nm])) for nm, h in zip(hyper_names, hyper)
+        )
+        return self._run(
+            "train_batches", list(Ws), list(bs), list(activations), X, T, order, batch_size,
+            head, optimizer, [tuple(S) for S in state], hyper, step,
+        )  # fmt: skip

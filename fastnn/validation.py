@@ -64,6 +64,12 @@ def as_labels(name: str, labels, n: int, k: int) -> np.ndarray:
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
+def check_nonempty(name: str, A: np.ndarray, what: str) -> None:
+    """Reject arrays with a zero-length axis where the op has no meaning for them."""
+    if A.size == 0:
+        raise ValueError(f"{name} has shape {A.shape}: {what}")
+
+
 def check_same_shape(names_arrays) -> None:
     (n0, a0), *rest = names_arrays
     for n, a in rest:

@@ -91,7 +91,8 @@ class Ops(abc.ABC):
 
         Numerics: ``sigmoid`` is evaluated as ``1 / (1 + exp(-z))`` for ``z >= 0`` and
         ``exp(z) / (1 + exp(z))`` for ``z < 0`` so ``exp`` never overflows; ``softmax``
-        subtracts each row's maximum before ``exp``.
+        subtracts each row's maximum before ``exp``.  NaN in ``Z`` propagates to ``Y``
+        (``relu(NaN)`` is NaN, a softmax row with a NaN is all NaN); ``step(NaN)`` is 0.
         """
 
     @abc.abstractmethod

@@ -29,7 +29,9 @@ def _activate_row(z: list[float], activation: str) -> list[float]:
     if activation == "sigmoid":
         return [_sigmoid(zj) for zj in z]
     if activation == "relu":
-        return [zj if zj > 0 else 0.0 for zj in z]
+        # Written as `z <= 0` so NaN (false in every comparison) propagates, as in
+        # np.maximum: a diverged layer must not look healthy.
+        return [0.0 if zj <= 0 else zj for zj in z]
     if activation == "tanh":
         return [math.tanh(zj) for zj in z]
     if activation == "step":
@@ -90,6 +92,8 @@ class PythonOps(Ops):
         return _array(Z, dt).reshape(n, n_out), _array(Y, dt).reshape(n, n_out)
 
     def dense_backward(self, dY, X, W, Z, Y, activation):
+        if activation == "step":
+            raise StepBackwardError()  # before any row: an empty batch raises too
         x, w = X.tolist(), W.tolist()
         n, n_in, n_out = X.shape[0], W.shape[0], W.shape[1]
         dZ = [

@@ -1,0 +1,79 @@
+"""Alternating matrix products between BLAS thread pools, in one process.
+
+NumPy's ``@`` runs in NumPy's OpenBLAS; ``np.dot`` inside ``@njit`` code runs in
+SciPy's separate OpenBLAS copy.  After a call, each pool's idle threads spin for a
+while waiting for more work; when the other pool starts work meanwhile, the
+spinning threads share the cores with it.  This prints, per size, the median time
+of each pool alone, of the two alternating, and of the ``numpy`` and ``numba``
+backends' ``dense_forward`` alternating (which share NumPy's pool by design).
+
+    python benchmarks/alternate_pools.py            # BLAS default threads
+    python benchmarks/alternate_pools.py --threads 1
+
+A ratio ``alternating / (sum of the parts)`` far above 1 is the contention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from numba import njit
+
+import fastnn
+
+
+@njit(cache=True)
+def _dot_in_njit(A, B, C):
+    np.dot(A, B, C)  # SciPy's OpenBLAS
+
+
+def _median_us(fn, reps):
+    fn()
+    samples = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1e6
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="fastnn.set_num_threads")
+    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--sizes", default="64,256,512")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        fastnn.set_num_threads(args.threads)
+    print(f"threads: {fastnn.get_num_threads()}")
+    numpy_ops, numba_ops = fastnn.get_ops("numpy").impl, fastnn.get_ops("numba").impl
+    header = ("numpy@", "scipy-njit", "alt", "alt/sum", "np-op", "nb-op", "alt-ops", "/sum")
+    print(f"{'n':>5s} " + " ".join(f"{h:>10s}" for h in header) + "   (us)")
+    for n in map(int, args.sizes.split(",")):
+        rng = np.random.default_rng(n)
+        A = rng.random((n, n), dtype=np.float32)
+        B = rng.random((n, n), dtype=np.float32)
+        C = np.empty((n, n), dtype=np.float32)
+        b = np.zeros(n, dtype=np.float32)
+        t_np = _median_us(lambda: np.matmul(A, B, out=C), args.reps)
+        t_sp = _median_us(lambda: _dot_in_njit(A, B, C), args.reps)
+        t_alt = _median_us(lambda: (np.matmul(A, B, out=C), _dot_in_njit(A, B, C)), args.reps)
+        t_npop = _median_us(lambda: numpy_ops.dense_forward(A, B, b, "relu"), args.reps)
+        t_nbop = _median_us(lambda: numba_ops.dense_forward(A, B, b, "relu"), args.reps)
+        t_ops = _median_us(
+            lambda: (
+                numpy_ops.dense_forward(A, B, b, "relu"),
+                numba_ops.dense_forward(A, B, b, "relu"),
+            ),
+            args.reps,
+        )
+        row = (t_np, t_sp, t_alt, t_alt / (t_np + t_sp), t_npop, t_nbop, t_ops)
+        row += (t_ops / (t_npop + t_nbop),)
+        print(f"{n:5d} " + " ".join(f"{v:10.1f}" for v in row))
+
+
+if __name__ == "__main__":
+    main()

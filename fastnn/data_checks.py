@@ -1,0 +1,154 @@
+"""Checks on user data at the model API edge (``fit``/``predict``/``evaluate``).
+
+Error texts follow scikit-learn's, which many users already recognise:
+"Expected 2D array, got 1D array instead", "Found input variables with
+inconsistent numbers of samples: [n, m]", "X has N features, but Sequential is
+expecting M features as input.".  Every check returns a *new* C-contiguous array
+of the requested dtype (or the input itself when it already is one) and never
+modifies its argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_numeric(name: str, A) -> np.ndarray:
+    """``A`` as a real numeric numpy array, or a TypeError naming what it holds."""
+    try:
+        arr = np.asarray(A)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        kind = {"O": "objects", "U": "strings", "S": "bytes", "c": "complex numbers"}.get(
+            arr.dtype.kind, f"dtype {arr.dtype}"
+        )
+        raise TypeError(
+            f"{name} must be numeric (bool, integer or float), got an array of {kind} "
+            f"(dtype {arr.dtype})"
+        )
+    return arr
+
+
+def check_finite(name: str, A: np.ndarray) -> None:
+    if A.dtype.kind == "f" and not np.isfinite(A).all():
+        if np.isnan(A).any():
+            raise ValueError(f"Input {name} contains NaN.")
+        raise ValueError(f"Input {name} contains infinity or a value too large for {A.dtype!r}.")
+
+
+def check_2d(name: str, x, dtype) -> np.ndarray:
+    """A non-empty, finite, 2-D sample matrix ``(n_samples, n_features)`` of ``dtype``."""
+    arr = _as_numeric(name, x)
+    if arr.ndim != 2:
+        if arr.ndim == 1:
+            raise ValueError(
+                f"Expected 2D array, got 1D array instead ({name} has shape {arr.shape}). "
+                "Reshape your data either using array.reshape(-1, 1) if your data has a "
+                "single feature or array.reshape(1, -1) if it contains a single sample."
+            )
+        raise ValueError(
+            f"Expected 2D array, got {arr.ndim}D array instead ({name} has shape "
+            f"{arr.shape}); flatten each sample first, e.g. {name}.reshape(len({name}), -1)."
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    check_finite(name, arr)
+    # Casting can overflow (1e300 -> float32 inf), so check again after it.
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(name, out)
+    return out
+
+
+def check_consistent_length(x: np.ndarray, y: np.ndarray) -> None:
+    if len(x) != len(y):
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: [{len(x)}, {len(y)}]"
+        )
+
+
+def check_features(x: np.ndarray, expected: int, owner: str = "Sequential") -> None:
+    if x.shape[1] != expected:
+        raise ValueError(
+            f"X has {x.shape[1]} features, but {owner} is expecting {expected} features as input."
+        )
+
+
+def check_labels(name: str, y, n_classes: int) -> np.ndarray:
+    """Integer class labels ``(n,)`` in ``[0, n_classes)`` as int64.
+
+    Accepts integer or bool arrays, and float arrays holding whole numbers;
+    ``(n, 1)`` columns are flattened.
+    """
+    arr = _as_numeric(name, y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"sparse labels {name} must be a 1-D array of class indices, got shape {arr.shape}"
+            + (
+                " (one-hot targets go with loss='categorical_crossentropy')"
+                if arr.ndim == 2
+                else ""
+            )
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    if arr.dtype.kind == "f":
+        check_finite(name, arr)
+        whole = np.floor(arr) == arr
+        if not whole.all():
+            bad = arr[~whole][0]
+            raise ValueError(
+                f"labels in {name} must be whole numbers (class indices), found {bad.item()}"
+            )
+    if arr.min() < 0:
+        raise ValueError(
+            f"labels in {name} must be non-negative class indices, found {arr.min().item()}"
+        )
+    if arr.max() >= n_classes:
+        raise ValueError(
+            f"label {arr.max().item()} in {name} is out of range: the output layer has "
+            f"{n_classes} units, so labels must lie in [0, {n_classes})"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_targets(name: str, y, n_outputs: int, dtype) -> np.ndarray:
+    """Dense targets ``(n, n_outputs)`` of ``dtype``; 1-D allowed for one output."""
+    arr = _as_numeric(name, y)
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {arr.ndim}D array instead: {name} has shape {arr.shape} "
+            f"but the output layer has {n_outputs} units, so {name} must have shape "
+            f"(n_samples, {n_outputs})"
+            + (
+                " (for integer class labels use loss='sparse_categorical_crossentropy')"
+                if arr.ndim == 1
+                else ""
+            )
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    if arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} columns, but the output layer has {n_outputs} units"
+        )
+    check_finite(name, arr)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(name, out)
+    return out

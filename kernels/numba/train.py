@@ -1,0 +1,917 @@
+"""Fused, compiled ``train_batches`` for the ``numba`` backend.
+
+One call of :meth:`TrainMixin.train_batches` runs every mini-batch of ``order``
+(gather, forward, loss head, backward, optimizer update) inside one compiled
+function, so a training loop pays Python and dispatch overhead once per call,
+not once per op and step.  The numbers are those of the contract's default
+composition (:meth:`fastnn.kernels.contract.Ops.train_batches`) within float
+rounding: same formulas, same dtype, different summation order.
+
+Two compiled loops share one argument layout:
+
+* :func:`_train_small` -- every layer at most :data:`SMALL_WIDTH` units wide
+  (the tutorials' tiny nets).  Activations are kept *batch-minor*,
+  ``(features, n)``, so every inner loop runs over the batch, contiguous, and
+  the compiler vectorizes it; matrix products are plain loops (a BLAS call
+  would cost more than the work).
+* :func:`_train_gemm` -- wider layers.  Activations are batch-major ``(n,
+  features)`` and the three products per layer go to BLAS (``np.dot`` with an
+  ``out`` buffer, i.e. SciPy's OpenBLAS and its one thread pool); bias and
+  activation are applied in one pass over the product.  The gradient of the
+  first layer's input is never formed: nothing uses it.
+
+Parameters cross into compiled code as one flat buffer ``P`` in contract order
+(``W0`` row-major, ``b0``, ``W1``, ``b1``, ...), gradients in a buffer ``G`` of the
+same layout and optimizer state as ``S: (n_state, P.size)``, so the update is a
+single loop over all parameters and one compiled specialization per dtype
+serves any number of layers.  All workspaces are allocated once per call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+from ..contract import ACTIVATIONS, HEADS, OPTIMIZERS, Ops, StepBackwardError
+
+#: Widest layer (units) the batch-minor loop handles; wider nets go to BLAS.
+SMALL_WIDTH = 64
+
+# Integer codes the compiled loops switch on (contract order).
+_ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
+_HEAD_CODE = {name: i for i, name in enumerate(HEADS)}
+_OPT_CODE = {name: i for i, name in enumerate(OPTIMIZERS)}
+LINEAR, SIGMOID, RELU, TANH, SOFTMAX, STEP = (_ACT_CODE[a] for a in ACTIVATIONS)
+SOFTMAX_CE, SIGMOID_CE, MSE, BCE, CCE = (
+    _HEAD_CODE[h]
+    for h in (
+        "softmax_cross_entropy",
+        "sigmoid_cross_entropy",
+        "mse",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+    )
+)
+SGD, ADAM = _OPT_CODE["sgd"], _OPT_CODE["adam"]
+
+# Constants array ``C`` (in the parameters' dtype, so float32 loops never see a
+# float64 literal): C[0] = 0, C[1] = 1, C[2] = PROB_EPS, C[3] = 1 - PROB_EPS
+# (rounded in the dtype, as the contract clips), C[4] the smallest normal number,
+# then the hyper-parameters.
+_C_ZERO, _C_ONE, _C_EPS, _C_1MEPS, _C_TINY, _C_HYPER = 0, 1, 2, 3, 4, 5
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@intrinsic
+def _bits_as_float64(typingctx, bits):
+    """Reinterpret an int64 bit pattern as a float64 (free: one register move)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+# exp(x) = 2**k * exp(r), k = round(x / ln 2), |r| <= ln(2)/2.  ln 2 is split in a
+# high part with trailing zero bits (k * _LN2_HI is exact for |k| < 2**20) and a low
+# part (fdlibm's constants), so r carries no cancellation error.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def exp64(x):
+    """exp(x) in float64 within ~1 ulp of libm, written so loops over it vectorize.
+
+    Numba's ``np.exp`` calls scalar libm (~5 ns); this is branch-free and inlines,
+    so a loop of sigmoids compiles to SIMD code (~1 ns per element).  The Taylor
+    polynomial of degree 13 on |r| <= 0.347 has truncation error below 4e-18.
+    Overflow gives inf, underflow gradual subnormals then 0, NaN propagates
+    (through ``p``).
+    """
+    xc = -746.0 if x < -746.0 else x
+    xc = 710.0 if xc > 710.0 else xc
+    kf = np.floor(xc * _LOG2E + 0.5)
+    r = (xc - kf * _LN2_HI) - kf * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    # 2**k as two normal factors so results down to the smallest subnormal are right.
+    k = np.int64(kf)
+    k1 = k >> 1
+    k2 = k - k1
+    return p * _bits_as_float64((k1 + 1023) << 52) * _bits_as_float64((k2 + 1023) << 52)
+
+
+@intrinsic
+def _float64_bits(typingctx, x):
+    """The IEEE bit pattern of a float64 as an int64."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+# fdlibm's e_log.c: log(1 + f) = f - f*f/2 + s*(f*f/2 + R(s*s)), s = f / (2 + f).
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+
+
+@njit(cache=True, error_model="numpy")
+def log64(x):
+    """log(x) in float64 within ~1 ulp (fdlibm's algorithm), written to vectorize.
+
+    ``x = 2**k * m`` with ``m`` in ``[sqrt(2)/2, sqrt(2))``; subnormals are scaled by
+    2**54 first.  0 gives -inf, negatives and NaN give NaN, inf gives inf.
+    """
+    sub = x < 2.2250738585072014e-308
+    xs = x * 18014398509481984.0 if sub else x
+    bits = _float64_bits(xs) + (0x3FF0000000000000 - 0x3FE6A09E00000000)
+    k = (bits >> 52) - 0x3FF - (54 if sub else 0)
+    m = _bits_as_float64((bits & 0x000FFFFFFFFFFFFF) + 0x3FE6A09E00000000)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    R = t2 + t1
+    hfsq = 0.5 * f * f
+    dk = np.float64(k)
+    r = dk * _LN2_HI - ((hfsq - (s * (hfsq + R) + dk * _LN2_LO)) - f)
+    if x == 0.0:
+        r = -np.inf
+    if not x >= 0.0:  # negative or NaN
+        r = np.nan
+    if x == np.inf:
+        r = x
+    return r
+
+
+def fast_log(x):
+    """log(x) in ``x``'s float dtype (compiled code: see :func:`log64`)."""
+    return np.log(x)
+
+
+@overload(fast_log)
+def _fast_log_impl(x):
+    if x == types.float32:
+        return lambda x: np.float32(log64(np.float64(x)))
+    return lambda x: log64(x)
+
+
+def fast_log1p(x):
+    """log(1 + x) in ``x``'s float dtype, for x > -1 (compiled code)."""
+    return np.log1p(x)
+
+
+@overload(fast_log1p)
+def _fast_log1p_impl(x):
+    # w = 1 + x rounds; log(w) - ((w - 1) - x) / w corrects that rounding to first
+    # order, which keeps full relative precision for tiny x (log1p(x) = x).
+    if x == types.float32:
+
+        def impl32(x):
+            xd = np.float64(x)
+            w = 1.0 + xd
+            return np.float32(log64(w) - ((w - 1.0) - xd) / w)
+
+        return impl32
+
+    def impl(x):
+        w = 1.0 + x
+        return log64(w) - ((w - 1.0) - x) / w
+
+    return impl
+
+
+def fast_exp(x):
+    """exp(x) in ``x``'s float dtype (compiled code: see :func:`exp64`)."""
+    return np.exp(x)
+
+
+@overload(fast_exp)
+def _fast_exp_impl(x):
+    if x == types.float32:
+        # float32: evaluated in float64 and rounded once (more accurate than expf).
+        return lambda x: np.float32(exp64(np.float64(x)))
+    return lambda x: exp64(x)
+
+
+@njit(cache=True)
+def _view(buf, off, rows, cols):
+    """``buf[off : off + rows*cols]`` as a C-contiguous ``(rows, cols)`` matrix."""
+    return buf[off : off + rows * cols].reshape((rows, cols))
+
+
+@njit(cache=True)
+def _to_dtype(value, like):
+    """``value`` rounded to ``like``'s dtype (``like`` is a 1-element scratch array)."""
+    like[0] = value
+    return like[0]
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid(z, one):
+    # exp() only ever sees -|z| <= 0: no overflow for any z.
+    e = fast_exp(-abs(z))
+    return (one if z >= 0 else e) / (one + e)
+
+
+@njit(cache=True)
+def _argmax(v):
+    """First index of the maximum, NaN counting as the maximum (as ``np.argmax``)."""
+    best = v[0]
+    idx = 0
+    if best != best:
+        return 0
+    for c in range(1, v.shape[0]):
+        x = v[c]
+        if x != x:
+            return c
+        if x > best:
+            best = x
+            idx = c
+    return idx
+
+
+@njit(cache=True, error_model="numpy")
+def _offsets(dims):
+    """Offsets of ``W_l`` and ``b_l`` in the flat parameter buffer, and its size."""
+    L = dims.shape[0] - 1
+    woff = np.empty(L, np.int64)
+    boff = np.empty(L, np.int64)
+    off = 0
+    for l in range(L):
+        woff[l] = off
+        off += dims[l] * dims[l + 1]
+        boff[l] = off
+        off += dims[l + 1]
+    return woff, boff, off
+
+
+@njit(cache=True, error_model="numpy")
+def _optimizer_step(P, G, S, opt, C, t, scratch):
+    """Apply one SGD / Adam update to every parameter; ``t`` is Adam's 1-based step.
+
+    Operation order mirrors the contract's numpy expressions so SGD rounds
+    identically and Adam within an ulp.  State that decays geometrically where
+    the gradient is zero (Adam's ``m`` and ``v``, SGD's velocity with momentum:
+    e.g. the weights of always-black Fashion-MNIST pixels) is flushed to zero
+    once it falls below the smallest normal number: subnormal operands cost ~100
+    cycles each on x86 and made an Adam epoch 1.7x slower.  The values flushed
+    are below 1.2e-38 (float32) / 2.2e-308 (float64) and change no result
+    within any float tolerance; NaN is never flushed (the comparison is false).
+    """
+    one = C[_C_ONE]
+    zero = C[_C_ZERO]
+    tiny = C[_C_TINY]
+    lr = C[_C_HYPER]
+    if opt == SGD:
+        momentum = C[_C_HYPER + 1]
+        V = S[0]
+        for p in range(P.shape[0]):
+            v = momentum * V[p] - lr * G[p]
+            V[p] = zero if abs(v) < tiny else v
+            P[p] += v
+    else:
+        beta1 = C[_C_HYPER + 1]
+        beta2 = C[_C_HYPER + 2]
+        eps = C[_C_HYPER + 3]
+        tt = _to_dtype(t, scratch)  # beta**step computed in the dtype, as numpy does
+        m_scale = one / (one - beta1**tt)
+        v_scale = one / (one - beta2**tt)
+        c1 = one - beta1
+        c2 = one - beta2
+        M = S[0]
+        V = S[1]
+        for p in range(P.shape[0]):
+            g = G[p]
+            m = beta1 * M[p] + c1 * g
+            v = beta2 * V[p] + c2 * (g * g)
+            m = zero if abs(m) < tiny else m
+            v = zero if v < tiny else v
+            M[p] = m
+            V[p] = v
+            P[p] -= lr * (m * m_scale) / (np.sqrt(v * v_scale) + eps)
+
+
+# ------------------------------------------------------------ batch-major (BLAS) path
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_act_rows(Z, b, act, one, zero):
+    """In place: ``Z = act(Z + b)`` for batch-major ``Z: (n, out)``."""
+    n, k = Z.shape
+    for i in range(n):
+        z = Z[i]
+        if act == LINEAR:
+            for c in range(k):
+                z[c] += b[c]
+        elif act == RELU:
+            for c in range(k):
+                z[c] = max(z[c] + b[c], zero)
+        elif act == SIGMOID:
+            for c in range(k):
+                z[c] = _sigmoid(z[c] + b[c], one)
+        elif act == TANH:
+            for c in range(k):
+                z[c] = np.tanh(z[c] + b[c])
+        elif act == SOFTMAX:
+            # softmax(z) = softmax(z - max z): exp() of non-positive numbers only.
+            mx = z[0] + b[0]
+            for c in range(k):
+                z[c] += b[c]
+                mx = max(mx, z[c])
+            s = zero
+            for c in range(k):
+                e = fast_exp(z[c] - mx)
+                z[c] = e
+                s += e
+            for c in range(k):
+                z[c] = z[c] / s
+        else:  # STEP (forward only; callers reject it before training)
+            for c in range(k):
+                z[c] = one if z[c] + b[c] >= zero else zero
+
+
+@njit(cache=True, error_model="numpy")
+def _act_backward_rows(D, Y, act, zero, one, gb):
+    """In place: ``D = dL/dZ`` from ``D = dL/dY`` for batch-major ``(n, out)``, and
+    ``gb = dL/db = sum over rows of dL/dZ`` in the same pass."""
+    n, k = D.shape
+    for c in range(k):
+        gb[c] = zero
+    for i in range(n):
+        d = D[i]
+        y = Y[i]
+        if act == LINEAR:
+            for c in range(k):
+                gb[c] += d[c]
+        elif act == SIGMOID:
+            for c in range(k):
+                v = d[c] * y[c] * (one - y[c])
+                d[c] = v
+                gb[c] += v
+        elif act == RELU:
+            # Y = max(Z, 0), so Z > 0 exactly where Y > 0.
+            for c in range(k):
+                v = d[c] if y[c] > zero else zero
+                d[c] = v
+                gb[c] += v
+        elif act == TANH:
+            for c in range(k):
+                v = d[c] * (one - y[c] * y[c])
+                d[c] = v
+                gb[c] += v
+        else:  # SOFTMAX: dZ = Y * (dY - sum(dY * Y))
+            s = d[0] * y[0]
+            for c in range(1, k):
+                s += d[c] * y[c]
+            for c in range(k):
+                v = y[c] * (d[c] - s)
+                d[c] = v
+                gb[c] += v
+
+
+@njit(cache=True, error_model="numpy")
+def _head_rows(O, D, T, labels, order, start, head, C, scratch):
+    """Loss head on batch-major output ``O: (n, k)``: dL/dO into ``D``.
+
+    Returns ``(loss, correct)`` for this batch; the loss is accumulated in float64.
+    """
+    n, k = O.shape
+    zero = C[_C_ZERO]
+    one = C[_C_ONE]
+    total = 0.0
+    correct = 0
+    if head == SOFTMAX_CE:
+        inv = _to_dtype(n, scratch)
+        for i in range(n):
+            o = O[i]
+            d = D[i]
+            lab = labels[order[start + i]]
+            mx = o[0]
+            for c in range(1, k):
+                mx = max(mx, o[c])
+            s = zero
+            for c in range(k):
+                e = fast_exp(o[c] - mx)
+                d[c] = e
+                s += e
+            # -log softmax(o)_lab = log(sum exp(o - max)) - (o_lab - max)
+            total += fast_log(s) - (o[lab] - mx)
+            for c in range(k):
+                d[c] = d[c] / s
+            d[lab] -= one
+            for c in range(k):
+                d[c] = d[c] / inv
+            if _argmax(o) == lab:
+                correct += 1
+        return total / n, correct
+    size = _to_dtype(n * k, scratch)
+    for i in range(n):
+        o = O[i]
+        d = D[i]
+        t = T[order[start + i]]
+        if head == MSE:
+            coef = _to_dtype(2.0 / (n * k), scratch)
+            for c in range(k):
+                diff = o[c] - t[c]
+                total += diff * diff
+                d[c] = coef * diff
+        elif head == SIGMOID_CE:
+            for c in range(k):
+                z = o[c]
+                # -(t log s + (1-t) log(1-s)) without forming log(0) or overflowing exp.
+                total += max(z, zero) - z * t[c] + fast_log1p(fast_exp(-abs(z)))
+                d[c] = (_sigmoid(z, one) - t[c]) / size
+        elif head == BCE:
+            lo = C[_C_EPS]
+            hi = C[_C_1MEPS]
+            for c in range(k):
+                y = o[c]
+                p = min(max(y, lo), hi)
+                total -= t[c] * fast_log(p) + (one - t[c]) * fast_log(one - p)
+                # The clip's derivative is zero outside [eps, 1 - eps].
+                if y >= lo and y <= hi:
+                    d[c] = (p - t[c]) / (p * (one - p)) / size
+                else:
+                    d[c] = zero
+        else:  # CCE
+            lo = C[_C_EPS]
+            nf = _to_dtype(n, scratch)
+            for c in range(k):
+                y = o[c]
+                p = max(y, lo)
+                total -= t[c] * fast_log(p)
+                d[c] = -t[c] / p / nf if y >= lo else zero
+        if k > 1:
+            if _argmax(o) == _argmax(t):
+                correct += 1
+        else:
+            threshold = 0.0 if head == SIGMOID_CE else 0.5
+            if (o[0] > threshold) == (t[0] > 0.5):
+                correct += 1
+    if head == CCE:
+        return total / n, correct
+    return total / (n * k), correct
+
+
+@njit(cache=True, error_model="numpy")
+def _train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
+    """Batch-major training loop with BLAS products; see :func:`_train`."""
+    L = dims.shape[0] - 1
+    n_batches = out.shape[1]
+    m = order.shape[0]
+    bsz = min(batch_size, m)
+    woff, boff, total = _offsets(dims)
+    zero = C[_C_ZERO]
+    one = C[_C_ONE]
+    scratch = np.empty(1, P.dtype)
+    G = np.empty(total, P.dtype)
+    # A_0 (the gathered batch), A_1..A_L stored back to back, each (bsz, width).
+    aoff = np.empty(L + 1, np.int64)
+    off = 0
+    widest = 0
+    for l in range(L + 1):
+        aoff[l] = off
+        off += bsz * dims[l]
+        if l > 0:
+            widest = max(widest, dims[l])
+    A = np.empty(off, P.dtype)
+    # Two gradient buffers used in turn: dL/dA_{l+1} -> dL/dA_l.
+    D0 = np.empty(bsz * widest, P.dtype)
+    D1 = np.empty(bsz * widest, P.dtype)
+    n_in = dims[0]
+    for j in range(n_batches):
+        start = j * batch_size
+        nb = min(batch_size, m - start)
+        Xb = _view(A, aoff[0], nb, n_in)
+        for i in range(nb):
+            x = X[order[start + i]]
+            xb = Xb[i]
+            for f in range(n_in):
+                xb[f] = x[f]
+        for l in range(L):
+            Win = _view(P, woff[l], dims[l], dims[l + 1])
+            Zl = _view(A, aoff[l + 1], nb, dims[l + 1])
+            np.dot(_view(A, aoff[l], nb, dims[l]), Win, Zl)
+            _bias_act_rows(Zl, P[boff[l] : boff[l] + dims[l + 1]], acts[l], one, zero)
+        D = _view(D0, 0, nb, dims[L])
+        loss, correct = _head_rows(
+            _view(A, aoff[L], nb, dims[L]), D, T, labels, order, start, head, C, scratch
+        )
+        out[0, j] = loss
+        out[1, j] = correct
+        spare = D1
+        current = D0
+        for l in range(L - 1, -1, -1):
+            din = dims[l]
+            dout = dims[l + 1]
+            D = _view(current, 0, nb, dout)
+            gb = G[boff[l] : boff[l] + dout]
+            _act_backward_rows(D, _view(A, aoff[l + 1], nb, dout), acts[l], zero, one, gb)
+            Ain = _view(A, aoff[l], nb, din)
+            np.dot(Ain.T, D, _view(G, woff[l], din, dout))
+            if l > 0:
+                np.dot(D, _view(P, woff[l], din, dout).T, _view(spare, 0, nb, din))
+                current, spare = spare, current
+        _optimizer_step(P, G, S, opt, C, step + j + 1, scratch)
+
+
+# ------------------------------------------------------- batch-minor (small-net) path
+#
+# Each layer's activations ``A_l`` and gradients ``dA_l`` are ``(width, bsz)``
+# arrays, allocated once per call; a partial last batch uses the first ``n``
+# columns.  Every view (weights, gradients, bias) is made once per call too, so a
+# step does no slicing at all: a 2-8-1 step is only a few hundred flops, and
+# per-step view objects and reference counts would cost more than the math.
+# Inner loops run along the batch with a non-negative index, which compiles to
+# SIMD code.
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _dot_rows(A, f, D, c, n):
+    """sum_i A[f, i] D[c, i]; reassociation lets the reduction vectorize."""
+    s = A[f, 0] * D[c, 0]
+    for i in range(1, n):
+        s += A[f, i] * D[c, i]
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _sum_row(D, c, n):
+    """sum_i D[c, i]; reassociation lets the reduction vectorize."""
+    s = D[c, 0]
+    for i in range(1, n):
+        s += D[c, i]
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _sum_row64(v, n):
+    """sum_i v[i] for i < n; reassociation lets the reduction vectorize."""
+    s = 0.0
+    for i in range(n):
+        s += v[i]
+    return s
+
+
+@njit(cache=True)
+def _argmax_col(O, i, k):
+    """``np.argmax(O[:k, i])``: first maximum, a NaN counting as the maximum."""
+    best = O[0, i]
+    if best != best:
+        return 0
+    idx = 0
+    for c in range(1, k):
+        x = O[c, i]
+        if x != x:
+            return c
+        if x > best:
+            best = x
+            idx = c
+    return idx
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_act_cols(Z, b, n, act, one, zero, colmax, colsum):
+    """In place: ``Z[:, :n] = act(Z[:, :n] + b)`` for batch-minor ``Z: (k, bsz)``."""
+    k = Z.shape[0]
+    for c in range(k):
+        bc = b[c]
+        if act == LINEAR or act == SOFTMAX:  # softmax normalizes per column below
+            for i in range(n):
+                Z[c, i] += bc
+        elif act == RELU:
+            for i in range(n):
+                v = Z[c, i] + bc
+                Z[c, i] = zero if v < zero else v
+        elif act == SIGMOID:
+            for i in range(n):
+                Z[c, i] = _sigmoid(Z[c, i] + bc, one)
+        elif act == TANH:
+            for i in range(n):
+                Z[c, i] = np.tanh(Z[c, i] + bc)
+        else:  # STEP (forward only; callers reject it before training)
+            for i in range(n):
+                Z[c, i] = one if Z[c, i] + bc >= zero else zero
+    if act == SOFTMAX:
+        # softmax(z) = softmax(z - max z): exp() of non-positive numbers only.
+        for i in range(n):
+            colmax[i] = Z[0, i]
+        for c in range(1, k):
+            for i in range(n):
+                colmax[i] = max(colmax[i], Z[c, i])
+        for i in range(n):
+            colsum[i] = zero
+        for c in range(k):
+            for i in range(n):
+                e = fast_exp(Z[c, i] - colmax[i])
+                Z[c, i] = e
+                colsum[i] += e
+        for c in range(k):
+            for i in range(n):
+                Z[c, i] = Z[c, i] / colsum[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _act_backward_cols(D, Y, n, act, one, zero, colsum):
+    """In place: ``D[:, :n] = dL/dZ`` from ``dL/dY``, batch-minor ``(k, bsz)``."""
+    k = D.shape[0]
+    if act == LINEAR:
+        return
+    if act == SOFTMAX:
+        # dZ = Y * (dY - sum_c dY_c Y_c), the sum taken per sample (column)
+        for i in range(n):
+            colsum[i] = zero
+        for c in range(k):
+            for i in range(n):
+                colsum[i] += D[c, i] * Y[c, i]
+        for c in range(k):
+            for i in range(n):
+                D[c, i] = Y[c, i] * (D[c, i] - colsum[i])
+        return
+    for c in range(k):
+        if act == SIGMOID:
+            for i in range(n):
+                D[c, i] = D[c, i] * Y[c, i] * (one - Y[c, i])
+        elif act == RELU:
+            # Y = max(Z, 0), so Z > 0 exactly where Y > 0.
+            for i in range(n):
+                D[c, i] = D[c, i] if Y[c, i] > zero else zero
+        else:  # TANH
+            for i in range(n):
+                D[c, i] = D[c, i] * (one - Y[c, i] * Y[c, i])
+
+
+@njit(cache=True, error_model="numpy")
+def _head_cols(O, D, Tb, lab, n, head, C, scratch, colvec, terms):
+    """Loss head on the batch-minor output ``O[:, :n]``; dL/dO into ``D``.
+
+    ``Tb`` holds the gathered ``(k, bsz)`` targets (float heads), ``lab`` the labels.
+    Returns ``(loss, correct)`` for this batch; the loss is accumulated in float64.
+    """
+    k = O.shape[0]
+    zero = C[_C_ZERO]
+    one = C[_C_ONE]
+    total = 0.0
+    correct = 0
+    if head == SOFTMAX_CE:
+        nf = _to_dtype(n, scratch)
+        for i in range(n):
+            mx = O[0, i]
+            for c in range(1, k):
+                mx = max(mx, O[c, i])
+            s = zero
+            for c in range(k):
+                e = fast_exp(O[c, i] - mx)
+                colvec[c] = e
+                s += e
+            li = lab[i]
+            # -log softmax(o)_lab = log(sum exp(o - max)) - (o_lab - max)
+            total += fast_log(s) - (O[li, i] - mx)
+            for c in range(k):
+                colvec[c] = colvec[c] / s
+            colvec[li] -= one
+            for c in range(k):
+                D[c, i] = colvec[c] / nf
+            if _argmax_col(O, i, k) == li:
+                correct += 1
+        return total / n, correct
+    size = _to_dtype(n * k, scratch)
+    nf = _to_dtype(n, scratch)
+    coef = _to_dtype(2.0 / (n * k), scratch)
+    lo = C[_C_EPS]
+    hi = C[_C_1MEPS]
+    # Per-element loss terms go to ``terms`` (float64) and are summed afterwards:
+    # a running sum inside these loops would keep them scalar.
+    for c in range(k):
+        if head == MSE:
+            for i in range(n):
+                diff = O[c, i] - Tb[c, i]
+                terms[i] = diff * diff
+                D[c, i] = coef * diff
+        elif head == SIGMOID_CE:
+            for i in range(n):
+                z = O[c, i]
+                t = Tb[c, i]
+                # -(t log s + (1-t) log(1-s)) without forming log(0) or overflowing exp.
+                terms[i] = max(z, zero) - z * t + fast_log1p(fast_exp(-abs(z)))
+                D[c, i] = (_sigmoid(z, one) - t) / size
+        elif head == BCE:
+            for i in range(n):
+                y = O[c, i]
+                t = Tb[c, i]
+                p = min(max(y, lo), hi)
+                terms[i] = -(t * fast_log(p) + (one - t) * fast_log(one - p))
+                # The clip's derivative is zero outside [eps, 1 - eps].
+                inside = y >= lo and y <= hi
+                D[c, i] = (p - t) / (p * (one - p)) / size if inside else zero
+        else:  # CCE
+            for i in range(n):
+                y = O[c, i]
+                t = Tb[c, i]
+                p = max(y, lo)
+                terms[i] = -t * fast_log(p)
+                D[c, i] = -t / p / nf if y >= lo else zero
+        total += _sum_row64(terms, n)
+    if k > 1:
+        for i in range(n):
+            if _argmax_col(O, i, k) == _argmax_col(Tb, i, k):
+                correct += 1
+    else:
+        threshold = 0.0 if head == SIGMOID_CE else 0.5
+        for i in range(n):
+            if (O[0, i] > threshold) == (Tb[0, i] > 0.5):
+                correct += 1
+    if head == CCE:
+        return total / n, correct
+    return total / (n * k), correct
+
+
+@njit(cache=True, error_model="numpy")
+def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
+    """Batch-minor training loop with plain-loop products (layers <= SMALL_WIDTH wide).
+
+    Same arguments as :func:`_train_gemm`.
+    """
+    L = dims.shape[0] - 1
+    n_batches = out.shape[1]
+    m = order.shape[0]
+    bsz = min(batch_size, m)
+    woff, boff, total = _offsets(dims)
+    zero = C[_C_ZERO]
+    one = C[_C_ONE]
+    scratch = np.empty(1, P.dtype)
+    G = np.empty(total, P.dtype)
+    # A[l]: layer l's input (A[0] the gathered batch), D[l]: dL/dA[l], both (width, bsz).
+    A = [np.empty((dims[l], bsz), P.dtype) for l in range(L + 1)]
+    D = [np.empty((dims[l], bsz), P.dtype) for l in range(L + 1)]
+    W = [_view(P, woff[l], dims[l], dims[l + 1]) for l in range(L)]
+    gW = [_view(G, woff[l], dims[l], dims[l + 1]) for l in range(L)]
+    b = [P[boff[l] : boff[l] + dims[l + 1]] for l in range(L)]
+    gb = [G[boff[l] : boff[l] + dims[l + 1]] for l in range(L)]
+    k = dims[L]
+    float_head = head != SOFTMAX_CE
+    Tb = np.empty((k, bsz) if float_head else (1, 1), P.dtype)
+    lab = np.empty(bsz, np.int64)
+    colmax = np.empty(bsz, P.dtype)
+    colsum = np.empty(bsz, P.dtype)
+    colvec = np.empty(k, P.dtype)
+    terms = np.empty(bsz)
+    n_in = dims[0]
+    X0 = A[0]
+    for j in range(n_batches):
+        start = j * batch_size
+        n = min(batch_size, m - start)
+        # Gather the batch transposed: features x samples.
+        for i in range(n):
+            row = order[start + i]
+            for f in range(n_in):
+                X0[f, i] = X[row, f]
+            if float_head:
+                for c in range(k):
+                    Tb[c, i] = T[row, c]
+            else:
+                lab[i] = labels[row]
+        for l in range(L):
+            Ain = A[l]
+            Z = A[l + 1]
+            Wl = W[l]
+            # Z[c, :] = sum_f W[f, c] A[f, :]  (the bias is added with the activation)
+            for c in range(dims[l + 1]):
+                for i in range(n):
+                    Z[c, i] = zero
+                for f in range(dims[l]):
+                    w = Wl[f, c]
+                    for i in range(n):
+                        Z[c, i] += w * Ain[f, i]
+            _bias_act_cols(Z, b[l], n, acts[l], one, zero, colmax, colsum)
+        loss, correct = _head_cols(A[L], D[L], Tb, lab, n, head, C, scratch, colvec, terms)
+        out[0, j] = loss
+        out[1, j] = correct
+        for l in range(L - 1, -1, -1):
+            dZ = D[l + 1]
+            _act_backward_cols(dZ, A[l + 1], n, acts[l], one, zero, colsum)
+            Ain = A[l]
+            gWl = gW[l]
+            gbl = gb[l]
+            for c in range(dims[l + 1]):
+                gbl[c] = _sum_row(dZ, c, n)
+            for f in range(dims[l]):
+                for c in range(dims[l + 1]):
+                    gWl[f, c] = _dot_rows(Ain, f, dZ, c, n)
+            if l > 0:
+                # dA[f, :] = sum_c W[f, c] dZ[c, :]
+                dA = D[l]
+                Wl = W[l]
+                for f in range(dims[l]):
+                    for i in range(n):
+                        dA[f, i] = zero
+                    for c in range(dims[l + 1]):
+                        w = Wl[f, c]
+                        for i in range(n):
+                            dA[f, i] += w * dZ[c, i]
+        _optimizer_step(P, G, S, opt, C, step + j + 1, scratch)
+
+
+# ------------------------------------------------------------------------ Python side
+
+_DUMMY_LABELS = np.zeros(1, np.int64)
+_DUMMY_T = {np.dtype(np.float32): np.zeros((1, 1), np.float32)}
+_DUMMY_T[np.dtype(np.float64)] = np.zeros((1, 1), np.float64)
+
+
+def _constants(dtype, hyper):
+    """The ``C`` array: 0, 1, PROB_EPS, 1 - PROB_EPS in ``dtype``, then ``hyper``."""
+    from ..contract import PROB_EPS
+
+    eps = dtype.type(PROB_EPS)
+    return np.array((0, 1, eps, dtype.type(1) - eps, np.finfo(dtype).tiny, *hyper), dtype)
+
+
+def choose_path(dims) -> str:
+    """``"small"`` (batch-minor loops) or ``"gemm"`` (BLAS) for layer widths ``dims``."""
+    return "small" if max(dims) <= SMALL_WIDTH else "gemm"
+
+
+class TrainMixin:
+    """Fused :meth:`train_batches` for the ``numba`` backend.
+
+    Mix in *before* :class:`~fastnn.kernels.contract.Ops` (``class NumbaOps(TrainMixin,
+    Ops)``) so this method overrides the contract's default composition.
+    """
+
+    def train_batches(
+        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step
+    ):
+        """The contract's ``train_batches``, fused and compiled (same arguments, same numbers).
+
+        See :meth:`fastnn.kernels.contract.Ops.train_batches`.  ``Ws[l]: (in_l, out_l)``,
+        ``bs[l]: (out_l,)`` and the optimizer state are updated in place; returns
+        ``(losses, correct)`` float64 arrays of shape ``(n_batches,)``.
+        """
+        L = len(Ws)
+        m = len(order)
+        n_batches = -(-m // batch_size)
+        if L == 0 or n_batches == 0:
+            return Ops.train_batches(
+                self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state,
+                hyper, step,
+            )  # fmt: skip
+        acts = np.array([_ACT_CODE[a] for a in activations], np.int64)
+        if STEP in acts:
+            raise StepBackwardError()
+        dtype = X.dtype
+        dims = np.empty(L + 1, np.int64)
+        dims[0] = Ws[0].shape[0]
+        for l in range(L):
+            dims[l + 1] = Ws[l].shape[1]
+        params = [p for l in range(L) for p in (Ws[l], bs[l])]
+        P = np.concatenate([p.reshape(-1) for p in params])
+        n_state = len(state[0])
+        S = np.empty((n_state, P.shape[0]), dtype)
+        for s in range(n_state):
+            np.concatenate([state[p][s].reshape(-1) for p in range(2 * L)], out=S[s])
+        if head == "softmax_cross_entropy":
+            T2, labels = _DUMMY_T[dtype], np.asarray(T, np.int64)
+        else:
+            T2, labels = T, _DUMMY_LABELS
+        out = np.zeros((2, n_batches))
+        kernel = _train_small if choose_path(dims) == "small" else _train_gemm
+        kernel(
+            P, S, dims, acts, X, T2, labels, np.asarray(order, np.int64), batch_size,
+            _HEAD_CODE[head], _OPT_CODE[optimizer], _constants(dtype, hyper), step, out,
+        )  # fmt: skip
+        off = 0
+        for p, param in enumerate(params):
+            size = param.size
+            param.reshape(-1)[:] = P[off : off + size]
+            for s in range(n_state):
+                state[p][s].reshape(-1)[:] = S[s, off : off + size]
+            off += size
+        return out[0], out[1]
