@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 from numba import njit
@@ -40,6 +41,25 @@ def _median_us(fn, reps):
     return statistics.median(samples) * 1e6
 
 
+def _row(n, reps, numpy_ops, numba_ops):
+    """Medians (us) and alternation ratios for ``n x n`` float32 products."""
+    rng = np.random.default_rng(n)
+    A = rng.random((n, n), dtype=np.float32)
+    B = rng.random((n, n), dtype=np.float32)
+    C = np.empty((n, n), dtype=np.float32)
+    b = np.zeros(n, dtype=np.float32)
+    t_np = _median_us(lambda: np.matmul(A, B, out=C), reps)
+    t_sp = _median_us(lambda: _dot_in_njit(A, B, C), reps)
+    t_alt = _median_us(lambda: (np.matmul(A, B, out=C), _dot_in_njit(A, B, C)), reps)
+    np_op = partial(numpy_ops.dense_forward, A, B, b, "relu")
+    nb_op = partial(numba_ops.dense_forward, A, B, b, "relu")
+    t_npop = _median_us(np_op, reps)
+    t_nbop = _median_us(nb_op, reps)
+    t_ops = _median_us(lambda: (np_op(), nb_op()), reps)
+    return (t_np, t_sp, t_alt, t_alt / (t_np + t_sp), t_npop, t_nbop, t_ops,
+            t_ops / (t_npop + t_nbop))  # fmt: skip
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="fastnn.set_num_threads")
@@ -53,25 +73,7 @@ def main(argv=None):
     header = ("numpy@", "scipy-njit", "alt", "alt/sum", "np-op", "nb-op", "alt-ops", "/sum")
     print(f"{'n':>5s} " + " ".join(f"{h:>10s}" for h in header) + "   (us)")
     for n in map(int, args.sizes.split(",")):
-        rng = np.random.default_rng(n)
-        A = rng.random((n, n), dtype=np.float32)
-        B = rng.random((n, n), dtype=np.float32)
-        C = np.empty((n, n), dtype=np.float32)
-        b = np.zeros(n, dtype=np.float32)
-        t_np = _median_us(lambda: np.matmul(A, B, out=C), args.reps)
-        t_sp = _median_us(lambda: _dot_in_njit(A, B, C), args.reps)
-        t_alt = _median_us(lambda: (np.matmul(A, B, out=C), _dot_in_njit(A, B, C)), args.reps)
-        t_npop = _median_us(lambda: numpy_ops.dense_forward(A, B, b, "relu"), args.reps)
-        t_nbop = _median_us(lambda: numba_ops.dense_forward(A, B, b, "relu"), args.reps)
-        t_ops = _median_us(
-            lambda: (
-                numpy_ops.dense_forward(A, B, b, "relu"),
-                numba_ops.dense_forward(A, B, b, "relu"),
-            ),
-            args.reps,
-        )
-        row = (t_np, t_sp, t_alt, t_alt / (t_np + t_sp), t_npop, t_nbop, t_ops)
-        row += (t_ops / (t_npop + t_nbop),)
+        row = _row(n, args.reps, numpy_ops, numba_ops)
         print(f"{n:5d} " + " ".join(f"{v:10.1f}" for v in row))
 
 

@@ -19,7 +19,9 @@ DENSE_SHAPES = (
         if n * n_in * n_out <= 1024 * 1024 * 1024
     ]
 )
-ACTIVATIONS = ["relu"] if QUICK else ["relu", "sigmoid", "softmax"]
+# ReLU (the hidden layers) and softmax (the output layer, a row reduction); every
+# activation is in `fastnn bench`
+ACTIVATIONS = ["relu"] if QUICK else ["relu", "softmax"]
 LOSS_OPS = [("softmax_cross_entropy", None), ("loss", "mse")]
 if not QUICK:
     LOSS_OPS += [

@@ -573,20 +573,21 @@ def measure_alternating(
     """Median seconds per unit of each callable, timed round-robin.
 
     Each callable is called once untimed (warm-up: JIT compile, autotune, first
-    allocation), then timed once to choose how many calls make one sample of at
-    least ``min_time`` seconds; then ``repeats`` samples are taken in turn, the
+    allocation), then (if ``min_time > 0``) timed once to choose how many calls make
+    one sample of at least ``min_time`` seconds; then ``repeats`` samples are taken in turn, the
     order rotated every round so no runner always follows the same neighbour.
     ``units`` is the number of units (e.g. steps) one call performs.
     """
     names = list(calls)
     for name in names:
         calls[name]()
-    number = {}
-    for name in names:
-        t0 = time.perf_counter()
-        calls[name]()
-        dt = time.perf_counter() - t0
-        number[name] = max(1, math.ceil(min_time / max(dt, 1e-9)))
+    number = dict.fromkeys(names, 1)
+    if min_time > 0:  # long units (epochs) skip the calibration call: one call per sample
+        for name in names:
+            t0 = time.perf_counter()
+            calls[name]()
+            dt = time.perf_counter() - t0
+            number[name] = max(1, math.ceil(min_time / max(dt, 1e-9)))
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         k = r % len(names)

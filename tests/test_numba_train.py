@@ -130,10 +130,13 @@ class Fused(TrainMixin, Ops):
     sgd_update = adam_update = dense_forward
 
 
-@pytest.fixture(params=["small", "gemm"])
+@pytest.fixture(params=["small", "gemm", "gemm-npdot"])
 def path(request, monkeypatch):
-    """Force the batch-minor loop or the BLAS loop, whatever the widths."""
+    """Force the batch-minor loop or the BLAS loop, whatever the widths; the BLAS loop
+    with NumPy's CBLAS (when found) and with its ``np.dot`` fallback."""
     monkeypatch.setattr(train, "SMALL_WIDTH", 10**9 if request.param == "small" else 0)
+    if request.param == "gemm-npdot":
+        monkeypatch.setattr(train, "_GEMM_ADDRESS", {"f": 0, "d": 0})
     return request.param
 
 
@@ -256,6 +259,17 @@ def test_empty_order_trains_nothing():
     )  # fmt: skip
     assert losses.shape == (0,) and correct.shape == (0,)
     np.testing.assert_array_equal(Ws[0], W0)
+
+
+def test_numpy_blas_located_for_both_dtypes():
+    """NumPy wheels bundle OpenBLAS with ILP64 CBLAS symbols; the fused loop finds them
+    (or reports 0 and falls back, never a bogus address)."""
+    for dtype in (np.float32, np.float64):
+        address = train.numpy_gemm_address(dtype)
+        assert isinstance(address, int) and address >= 0
+    cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    if cfg.get("name") == "scipy-openblas" and "64" in str(cfg.get("openblas configuration", "")):
+        assert train.numpy_gemm_address(np.float32) != 0
 
 
 def test_numba_backend_uses_fused_loop():

@@ -43,7 +43,9 @@ class Compile:
             subprocess.run([sys.executable, "-c", FIRST_STEP], env=env, check=True)
 
     def teardown(self, cache):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        # asv calls teardown even when setup skipped the combination
+        if getattr(self, "tmp", None):
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def timeraw_warmup(self, cache):
         # The child sets NUMBA_CACHE_DIR before numba is imported: for "cold", a new

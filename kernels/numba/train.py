@@ -15,10 +15,11 @@ Two compiled loops share one argument layout:
   the compiler vectorizes it; matrix products are plain loops (a BLAS call
   would cost more than the work).
 * :func:`_train_gemm` -- wider layers.  Activations are batch-major ``(n,
-  features)`` and the three products per layer go to BLAS (``np.dot`` with an
-  ``out`` buffer, i.e. SciPy's OpenBLAS and its one thread pool); bias and
-  activation are applied in one pass over the product.  The gradient of the
-  first layer's input is never formed: nothing uses it.
+  features)`` and the three products per layer go to NumPy's OpenBLAS (called
+  from compiled code, so the process keeps one BLAS thread pool); bias and
+  activation are applied in one pass over the product, the activation's
+  derivative and ``db`` in one pass before the backward products.  The gradient
+  of the first layer's input is never formed: nothing uses it.
 
 Parameters cross into compiled code as one flat buffer ``P`` in contract order
 (``W0`` row-major, ``b0``, ``W1``, ``b1``, ...), gradients in a buffer ``G`` of the
@@ -34,7 +35,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ..contract import ACTIVATIONS, HEADS, OPTIMIZERS, Ops, StepBackwardError
+from ..contract import ACTIVATIONS, HEADS, OPTIMIZERS, PROB_EPS, Ops, StepBackwardError
 
 #: Widest layer (units) the batch-minor loop handles; wider nets go to BLAS.
 SMALL_WIDTH = 64
@@ -319,6 +320,76 @@ def _optimizer_step(P, G, S, opt, C, t, scratch):
 
 
 # ------------------------------------------------------------ batch-major (BLAS) path
+#
+# Matrix products call the CBLAS ``?gemm`` of NumPy's own OpenBLAS through its
+# address, passed in as an integer: the same library and thread pool as every
+# other product of the process (the numba backend's ops and the numpy backend
+# call it through NumPy).  ``np.dot`` inside ``njit`` would call SciPy's separate
+# OpenBLAS copy, whose idle threads spin against NumPy's on 2 cores whenever the
+# two alternate (e.g. training chunks and validation).  When NumPy's BLAS cannot
+# be located (another NumPy build), the address is 0 and ``np.dot`` is used.
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+@intrinsic
+def _cblas_gemm(typingctx, fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Call ``cblas_?gemm`` (ILP64, row-major) at address ``fn`` on raw data addresses."""
+    if alpha not in (types.float32, types.float64) or beta != alpha:
+        return None
+    sig = types.void(fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        real = ir.FloatType() if signature.args[6] == types.float32 else ir.DoubleType()
+        ptr = real.as_pointer()
+        fnty = ir.FunctionType(
+            ir.VoidType(), [i32, i32, i32, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64]
+        )
+
+        def int64(i):
+            return context.cast(builder, args[i], signature.args[i], types.int64)
+
+        def address(i):
+            return builder.inttoptr(int64(i), ptr)
+
+        callee = builder.inttoptr(int64(0), fnty.as_pointer())
+        builder.call(
+            callee,
+            [
+                ir.Constant(i32, _ROW_MAJOR),
+                builder.trunc(int64(1), i32),
+                builder.trunc(int64(2), i32),
+                int64(3), int64(4), int64(5),
+                args[6], address(7), int64(8), address(9), int64(10),
+                args[11], address(12), int64(13),
+            ],
+        )  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _gemm(fn, trans_a, trans_b, A, B, C, one, zero):
+    """``C = op(A) @ op(B)`` for C-contiguous ``A, B, C``; ``op`` transposes if asked.
+
+    ``fn``: address of NumPy's ``cblas_?gemm`` for the dtype, or 0 for ``np.dot``.
+    """
+    M, N = C.shape
+    K = A.shape[0] if trans_a else A.shape[1]
+    if fn != 0:
+        _cblas_gemm(
+            fn, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
+            M, N, K, one, A.ctypes.data, A.shape[1], B.ctypes.data, B.shape[1],
+            zero, C.ctypes.data, C.shape[1],
+        )  # fmt: skip
+    elif trans_a:
+        np.dot(A.T, B, C)
+    elif trans_b:
+        np.dot(A, B.T, C)
+    else:
+        np.dot(A, B, C)
 
 
 @njit(cache=True, error_model="numpy")
@@ -481,8 +552,21 @@ def _head_rows(O, D, T, labels, order, start, head, C, scratch):
 
 
 @njit(cache=True, error_model="numpy")
-def _train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
-    """Batch-major training loop with BLAS products; see :func:`_train`."""
+def _train_gemm(
+    P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, gemm_fn
+):
+    """Batch-major training loop with BLAS products (any layer wider than SMALL_WIDTH).
+
+    * ``P: (n_params,)`` all parameters (``W0`` row-major, ``b0``, ``W1``, ...), updated
+      in place; ``S: (n_state, n_params)`` optimizer state in the same layout;
+    * ``dims: (L + 1,)`` layer widths, ``acts: (L,)`` activation codes;
+    * ``X: (N, dims[0])``; ``T: (N, k)`` float targets (float heads) or a dummy,
+      ``labels: (N,)`` (softmax cross-entropy head) or a dummy;
+    * ``order``, ``batch_size``, ``step`` as in the contract; ``head``/``opt`` codes;
+    * ``C``: constants and hyper-parameters in P's dtype (see ``_C_*``);
+    * ``out: (2, n_batches)`` float64, receives each batch's loss and correct count;
+    * ``gemm_fn``: address of NumPy's ``cblas_?gemm`` for P's dtype, or 0.
+    """
     L = dims.shape[0] - 1
     n_batches = out.shape[1]
     m = order.shape[0]
@@ -518,7 +602,7 @@ def _train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C,
         for l in range(L):
             Win = _view(P, woff[l], dims[l], dims[l + 1])
             Zl = _view(A, aoff[l + 1], nb, dims[l + 1])
-            np.dot(_view(A, aoff[l], nb, dims[l]), Win, Zl)
+            _gemm(gemm_fn, False, False, _view(A, aoff[l], nb, dims[l]), Win, Zl, one, zero)
             _bias_act_rows(Zl, P[boff[l] : boff[l] + dims[l + 1]], acts[l], one, zero)
         D = _view(D0, 0, nb, dims[L])
         loss, correct = _head_rows(
@@ -535,9 +619,10 @@ def _train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C,
             gb = G[boff[l] : boff[l] + dout]
             _act_backward_rows(D, _view(A, aoff[l + 1], nb, dout), acts[l], zero, one, gb)
             Ain = _view(A, aoff[l], nb, din)
-            np.dot(Ain.T, D, _view(G, woff[l], din, dout))
+            _gemm(gemm_fn, True, False, Ain, D, _view(G, woff[l], din, dout), one, zero)
             if l > 0:
-                np.dot(D, _view(P, woff[l], din, dout).T, _view(spare, 0, nb, din))
+                Wl = _view(P, woff[l], din, dout)
+                _gemm(gemm_fn, False, True, D, Wl, _view(spare, 0, nb, din), one, zero)
                 current, spare = spare, current
         _optimizer_step(P, G, S, opt, C, step + j + 1, scratch)
 
@@ -757,7 +842,7 @@ def _head_cols(O, D, Tb, lab, n, head, C, scratch, colvec, terms):
 def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
     """Batch-minor training loop with plain-loop products (layers <= SMALL_WIDTH wide).
 
-    Same arguments as :func:`_train_gemm`.
+    Same arguments as :func:`_train_gemm` without ``gemm_fn``.
     """
     L = dims.shape[0] - 1
     n_batches = out.shape[1]
@@ -846,12 +931,62 @@ _DUMMY_T = {np.dtype(np.float32): np.zeros((1, 1), np.float32)}
 _DUMMY_T[np.dtype(np.float64)] = np.zeros((1, 1), np.float64)
 
 
-def _constants(dtype, hyper):
-    """The ``C`` array: 0, 1, PROB_EPS, 1 - PROB_EPS in ``dtype``, then ``hyper``."""
-    from ..contract import PROB_EPS
+# Small read-only arrays derived from call arguments, reused across calls: a
+# full-batch step of a 2-8-1 net costs less than building them.  Bounded (cleared
+# when full) so a long sweep over hyper-parameters cannot grow them without limit.
+_CACHE: dict = {}
+_CACHE_MAX = 256
 
+
+def _cached(key, make):
+    value = _CACHE.get(key)
+    if value is None:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        value = _CACHE[key] = make()
+        value.flags.writeable = False
+    return value
+
+
+def _constants(dtype, hyper):
+    """The ``C`` array: 0, 1, PROB_EPS, 1 - PROB_EPS, tiny in ``dtype``, then ``hyper``."""
     eps = dtype.type(PROB_EPS)
     return np.array((0, 1, eps, dtype.type(1) - eps, np.finfo(dtype).tiny, *hyper), dtype)
+
+
+_GEMM_ADDRESS: dict = {}
+
+
+def numpy_gemm_address(dtype) -> int:
+    """Address of ``cblas_sgemm``/``cblas_dgemm`` in NumPy's bundled OpenBLAS, or 0.
+
+    NumPy wheels bundle OpenBLAS as ``numpy.libs/libscipy_openblas64_*.so`` with
+    ILP64 CBLAS symbols ``scipy_cblas_?gemm64_``.  ``dlopen`` of the already loaded
+    file returns NumPy's own handle, so the calls run in NumPy's thread pool (and
+    obey threadpoolctl limits on it).  Any other build (MKL, system BLAS, 32-bit
+    integers) gives 0, and the compiled loop falls back to ``np.dot``.
+    """
+    key = np.dtype(dtype).char
+    if key not in _GEMM_ADDRESS:
+        _GEMM_ADDRESS[key] = _find_numpy_gemm(key)
+    return _GEMM_ADDRESS[key]
+
+
+def _find_numpy_gemm(char) -> int:
+    import ctypes
+    import glob
+    import os
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    paths = sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so")))
+    if len(paths) != 1:
+        return 0
+    try:
+        lib = ctypes.CDLL(paths[0])
+        fn = getattr(lib, f"scipy_cblas_{'s' if char == 'f' else 'd'}gemm64_")
+    except (OSError, AttributeError):
+        return 0
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
 
 def choose_path(dims) -> str:
@@ -883,14 +1018,17 @@ class TrainMixin:
                 self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state,
                 hyper, step,
             )  # fmt: skip
-        acts = np.array([_ACT_CODE[a] for a in activations], np.int64)
-        if STEP in acts:
+        if "step" in activations:
             raise StepBackwardError()
+        acts = _cached(
+            ("acts", *activations),
+            lambda: np.array([_ACT_CODE[a] for a in activations], np.int64),
+        )
         dtype = X.dtype
-        dims = np.empty(L + 1, np.int64)
-        dims[0] = Ws[0].shape[0]
-        for l in range(L):
-            dims[l + 1] = Ws[l].shape[1]
+        dims = _cached(
+            ("dims", Ws[0].shape[0], *(W.shape[1] for W in Ws)),
+            lambda: np.array([Ws[0].shape[0], *(W.shape[1] for W in Ws)], np.int64),
+        )
         params = [p for l in range(L) for p in (Ws[l], bs[l])]
         P = np.concatenate([p.reshape(-1) for p in params])
         n_state = len(state[0])
@@ -902,11 +1040,15 @@ class TrainMixin:
         else:
             T2, labels = T, _DUMMY_LABELS
         out = np.zeros((2, n_batches))
-        kernel = _train_small if choose_path(dims) == "small" else _train_gemm
-        kernel(
+        args = (
             P, S, dims, acts, X, T2, labels, np.asarray(order, np.int64), batch_size,
-            _HEAD_CODE[head], _OPT_CODE[optimizer], _constants(dtype, hyper), step, out,
+            _HEAD_CODE[head], _OPT_CODE[optimizer],
+            _cached(("C", dtype, *hyper), lambda: _constants(dtype, hyper)), step, out,
         )  # fmt: skip
+        if choose_path(dims) == "small":
+            _train_small(*args)
+        else:
+            _train_gemm(*args, numpy_gemm_address(dtype))
         off = 0
         for p, param in enumerate(params):
             size = param.size
