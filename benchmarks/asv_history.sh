@@ -57,10 +57,26 @@ for sha in "${SHAS[@]}"; do
     git archive "$sha" | tar -x -C "$dir/src"
     "$PYTHON" -m pip install --quiet --no-deps --no-build-isolation --no-compile \
         --target "$dir/site" "$dir/src" 2> "$dir/pip.log" || { cat "$dir/pip.log" >&2; exit 1; }
-    # this interpreter must import the commit's fastnn, not the working tree's
-    if ! got="$(cd "$dir" && PYTHONPATH="$dir/site" "$PYTHON" -c \
-        'import fastnn, os; print(os.path.dirname(fastnn.__file__))' 2> "$dir/import.log")"; then
-        echo "warning: fastnn does not import at $short, commit skipped:" >&2
+    # An editable install of the working tree registers an import hook that would
+    # still serve fastnn submodules missing at this commit (e.g. fastnn.model) from
+    # the working tree: drop it in every process that sees this site directory.
+    cat > "$dir/site/sitecustomize.py" <<'PY'
+import sys
+
+sys.meta_path[:] = [
+    f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable___fastnn")
+]
+PY
+    # this interpreter must import the commit's fastnn and nothing of the working tree's
+    if ! got="$(cd "$dir" && PYTHONPATH="$dir/site" "$PYTHON" -c '
+import importlib.util, os, fastnn
+print(os.path.dirname(fastnn.__file__))
+for name in ("fastnn.bench", "fastnn.model", "fastnn.runtime", "fastnn.kernels.numba"):
+    spec = importlib.util.find_spec(name)
+    if spec is not None and not os.path.dirname(fastnn.__file__) in (spec.origin or ""):
+        raise SystemExit(f"{name} would be imported from {spec.origin}")
+' 2> "$dir/import.log")"; then
+        echo "warning: fastnn does not import cleanly at $short, commit skipped:" >&2
         tail -n 3 "$dir/import.log" >&2
         rm -rf "$dir"
         continue
