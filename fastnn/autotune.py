@@ -202,21 +202,43 @@ def choose(seconds: dict[str, float]) -> str:
     return preferred
 
 
+def _call_signature(op: str, args):
+    """A cheap exact key for the per-process memo: op, dtypes, shapes and names.
+
+    Much cheaper than :func:`shape_key` (no string formatting), so a call whose
+    exact shapes were seen before pays only a tuple build and a dict lookup.
+    """
+    if op == "train_batches":
+        Ws, X = args[0], args[3]
+        return (op, X.dtype.char, X.shape[1], tuple(W.shape[1] for W in Ws), *args[6:9],
+                tuple(args[2]))  # fmt: skip
+    return (op, *((a.dtype.char, a.shape) if isinstance(a, np.ndarray) else a for a in args))
+
+
 class AutoOps(CheckedOps):
     """Validating ops whose backend is chosen per call from the measured table."""
 
     def __init__(self, name, impl, table: Table | None = None):
         super().__init__(name, impl)
         self.table = table or _table
+        self._memo: dict[tuple, object] = {}
 
     def _candidates(self) -> list[str]:
         return [c for c in CANDIDATES if dispatch._load(c) is not None]
 
     def _impl_for(self, op: str, *args):
+        if op == "train_batches" and len(args) < 12:
+            return self.impl
+        sig = _call_signature(op, args)
+        impl = self._memo.get(sig)
+        if impl is None:
+            impl = self._choose(op, args)
+            self._memo[sig] = impl
+        return impl
+
+    def _choose(self, op: str, args):
         candidates = self._candidates()
         if len(candidates) == 1 or os.environ.get("FASTNN_AUTOTUNE", "1") == "0":
-            return self.impl
-        if op == "train_batches" and len(args) < 12:
             return self.impl
         key = shape_key(op, args)
         backend = self.table.get(key)
