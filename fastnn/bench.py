@@ -1009,6 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
     data = run(quick=args.quick, regimes=regimes, log=log)
     print(format_report(data))
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(data, f, indent=1)
         print(f"\nraw numbers: {args.json}")
