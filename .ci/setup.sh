@@ -23,7 +23,8 @@ fi
 
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-.venv/bin/python -m pip install -q --upgrade pip
+# setuptools>=64 and wheel: the packaging tests build without build isolation.
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=64" wheel
 .venv/bin/python -m pip install -q -e ".[$extra]"
 # PyTorch is an optional benchmark peer: installed only where its CPU wheel is at hand.
 if [ "${FASTNN_WITH_TORCH:-0}" = 1 ]; then

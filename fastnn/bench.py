@@ -62,7 +62,9 @@ QUICK_ACTIVATIONS: tuple[str, ...] = ("relu",)
 #: The ``python`` backend loops in the interpreter at roughly 20-50 ns per
 #: multiply-add: above this many it takes tenths of seconds per call, so it is
 #: only measured on small shapes (its place in the ladder is clear from those).
-PYTHON_MAX_MACS = 600_000
+#: ``FASTNN_BENCH_PYTHON_MAX_MACS`` raises the limit, e.g. to time the 784->256
+#: layer at batch 256 (about 51 million multiply-adds: tens of seconds a call).
+PYTHON_MAX_MACS = int(os.environ.get("FASTNN_BENCH_PYTHON_MAX_MACS", 600_000))
 
 #: (batch, width) of the loss ops and the parameter shapes of the optimizer updates.
 LOSS_SHAPES: tuple[tuple[int, int], ...] = ((256, 10), (1024, 10))
