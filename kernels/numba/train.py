@@ -36,6 +36,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from ..contract import ACTIVATIONS, HEADS, OPTIMIZERS, PROB_EPS, Ops, StepBackwardError
+from .config import JIT, JIT_REDUCE
 
 #: Widest layer (units) the batch-minor loop handles; wider nets go to BLAS.
 SMALL_WIDTH = 64
@@ -85,7 +86,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(**JIT)
 def exp64(x):
     """exp(x) in float64 within ~1 ulp of libm, written so loops over it vectorize.
 
@@ -140,7 +141,7 @@ _LG6 = 1.531383769920937332e-01
 _LG7 = 1.479819860511658591e-01
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def log64(x):
     """log(x) in float64 within ~1 ulp (fdlibm's algorithm), written to vectorize.
 
@@ -221,27 +222,27 @@ def _fast_exp_impl(x):
     return lambda x: exp64(x)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _view(buf, off, rows, cols):
     """``buf[off : off + rows*cols]`` as a C-contiguous ``(rows, cols)`` matrix."""
     return buf[off : off + rows * cols].reshape((rows, cols))
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _to_dtype(value, like):
     """``value`` rounded to ``like``'s dtype (``like`` is a 1-element scratch array)."""
     like[0] = value
     return like[0]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _sigmoid(z, one):
     # exp() only ever sees -|z| <= 0: no overflow for any z.
     e = fast_exp(-abs(z))
     return (one if z >= 0 else e) / (one + e)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _argmax(v):
     """First index of the maximum, NaN counting as the maximum (as ``np.argmax``)."""
     best = v[0]
@@ -258,7 +259,7 @@ def _argmax(v):
     return idx
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _offsets(dims):
     """Offsets of ``W_l`` and ``b_l`` in the flat parameter buffer, and its size."""
     L = dims.shape[0] - 1
@@ -273,7 +274,7 @@ def _offsets(dims):
     return woff, boff, off
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _optimizer_step(P, G, S, opt, C, t, scratch):
     """Apply one SGD / Adam update to every parameter; ``t`` is Adam's 1-based step.
 
@@ -370,7 +371,7 @@ def _cblas_gemm(typingctx, fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, 
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _gemm(fn, trans_a, trans_b, A, B, C, one, zero):
     """``C = op(A) @ op(B)`` for C-contiguous ``A, B, C``; ``op`` transposes if asked.
 
@@ -392,7 +393,7 @@ def _gemm(fn, trans_a, trans_b, A, B, C, one, zero):
         np.dot(A, B, C)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _bias_act_rows(Z, b, act, one, zero):
     """In place: ``Z = act(Z + b)`` for batch-major ``Z: (n, out)``."""
     n, k = Z.shape
@@ -428,7 +429,7 @@ def _bias_act_rows(Z, b, act, one, zero):
                 z[c] = one if z[c] + b[c] >= zero else zero
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _act_backward_rows(D, Y, act, zero, one, gb):
     """In place: ``D = dL/dZ`` from ``D = dL/dY`` for batch-major ``(n, out)``, and
     ``gb = dL/db = sum over rows of dL/dZ`` in the same pass."""
@@ -467,7 +468,7 @@ def _act_backward_rows(D, Y, act, zero, one, gb):
                 gb[c] += v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _head_rows(O, D, T, labels, order, start, head, C, scratch):
     """Loss head on batch-major output ``O: (n, k)``: dL/dO into ``D``.
 
@@ -551,7 +552,7 @@ def _head_rows(O, D, T, labels, order, start, head, C, scratch):
     return total / (n * k), correct
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _train_gemm(
     P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, gemm_fn
 ):
@@ -638,7 +639,7 @@ def _train_gemm(
 # SIMD code.
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(**JIT_REDUCE)
 def _dot_rows(A, f, D, c, n):
     """sum_i A[f, i] D[c, i]; reassociation lets the reduction vectorize."""
     s = A[f, 0] * D[c, 0]
@@ -647,7 +648,7 @@ def _dot_rows(A, f, D, c, n):
     return s
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(**JIT_REDUCE)
 def _sum_row(D, c, n):
     """sum_i D[c, i]; reassociation lets the reduction vectorize."""
     s = D[c, 0]
@@ -656,7 +657,7 @@ def _sum_row(D, c, n):
     return s
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(**JIT_REDUCE)
 def _sum_row64(v, n):
     """sum_i v[i] for i < n; reassociation lets the reduction vectorize."""
     s = 0.0
@@ -665,7 +666,7 @@ def _sum_row64(v, n):
     return s
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _argmax_col(O, i, k):
     """``np.argmax(O[:k, i])``: first maximum, a NaN counting as the maximum."""
     best = O[0, i]
@@ -682,7 +683,7 @@ def _argmax_col(O, i, k):
     return idx
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _bias_act_cols(Z, b, n, act, one, zero, colmax, colsum):
     """In place: ``Z[:, :n] = act(Z[:, :n] + b)`` for batch-minor ``Z: (k, bsz)``."""
     k = Z.shape[0]
@@ -723,7 +724,7 @@ def _bias_act_cols(Z, b, n, act, one, zero, colmax, colsum):
                 Z[c, i] = Z[c, i] / colsum[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _act_backward_cols(D, Y, n, act, one, zero, colsum):
     """In place: ``D[:, :n] = dL/dZ`` from ``dL/dY``, batch-minor ``(k, bsz)``."""
     k = D.shape[0]
@@ -753,7 +754,7 @@ def _act_backward_cols(D, Y, n, act, one, zero, colsum):
                 D[c, i] = D[c, i] * (one - Y[c, i] * Y[c, i])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _head_cols(O, D, Tb, lab, n, head, C, scratch, colvec, terms):
     """Loss head on the batch-minor output ``O[:, :n]``; dL/dO into ``D``.
 
@@ -838,7 +839,7 @@ def _head_cols(O, D, Tb, lab, n, head, C, scratch, colvec, terms):
     return total / (n * k), correct
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
     """Batch-minor training loop with plain-loop products (layers <= SMALL_WIDTH wide).
 
