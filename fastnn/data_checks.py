@@ -30,6 +30,13 @@ def _as_numeric(name: str, A) -> np.ndarray:
     return arr
 
 
+def check_some_samples(arr: np.ndarray) -> None:
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+
+
 def check_finite(name: str, A: np.ndarray) -> None:
     if A.dtype.kind == "f" and not np.isfinite(A).all():
         if np.isnan(A).any():
@@ -51,10 +58,7 @@ def check_2d(name: str, x, dtype) -> np.ndarray:
             f"Expected 2D array, got {arr.ndim}D array instead ({name} has shape "
             f"{arr.shape}); flatten each sample first, e.g. {name}.reshape(len({name}), -1)."
         )
-    if arr.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
-        )
+    check_some_samples(arr)
     if arr.shape[1] == 0:
         raise ValueError(
             f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
@@ -99,10 +103,7 @@ def check_labels(name: str, y, n_classes: int) -> np.ndarray:
                 else ""
             )
         )
-    if arr.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
-        )
+    check_some_samples(arr)
     if arr.dtype.kind == "f":
         check_finite(name, arr)
         whole = np.floor(arr) == arr
@@ -139,10 +140,7 @@ def check_targets(name: str, y, n_outputs: int, dtype) -> np.ndarray:
                 else ""
             )
         )
-    if arr.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
-        )
+    check_some_samples(arr)
     if arr.shape[1] != n_outputs:
         raise ValueError(
             f"{name} has {arr.shape[1]} columns, but the output layer has {n_outputs} units"

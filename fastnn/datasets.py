@@ -44,6 +44,8 @@ from urllib.request import urlopen
 
 import numpy as np
 
+from .validation import check_int
+
 __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
@@ -498,14 +500,6 @@ def toy_people(shifted: bool = True, dtype="float64", new: bool = False):
     return x, y
 
 
-def _check_count(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _check_seed(seed):
     if seed is None:
         return None
@@ -541,7 +535,7 @@ def coffee_roasting(n: int = 200, seed: int | None = 2, dtype="float64"):
     roast per :func:`coffee_is_good`.  ``n=200, seed=2`` reproduces the course
     lab's 200 examples exactly.
     """
-    n = _check_count("n", n)
+    n = check_int("n", n, low=1)
     seed = _check_seed(seed)
     dt = _float_dtype(dtype)
     U = np.random.default_rng(seed).random(2 * n).reshape(-1, 2)
@@ -562,9 +556,9 @@ def random_regression(
     targets are pure noise, as in the tutorial: the net can only memorize them, so
     the loss falls steadily but slowly.
     """
-    n = _check_count("n", n)
-    n_in = _check_count("n_in", n_in)
-    n_out = _check_count("n_out", n_out)
+    n = check_int("n", n, low=1)
+    n_in = check_int("n_in", n_in, low=1)
+    n_out = check_int("n_out", n_out, low=1)
     seed = _check_seed(seed)
     dt = _float_dtype(dtype)
     rng = np.random.default_rng(seed)

@@ -53,14 +53,6 @@ class NotCompiledError(ValueError, RuntimeError):
     """``fit``/``evaluate`` called before ``compile``."""
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _check_dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
@@ -103,7 +95,7 @@ class Dense:
         bias_initializer="zeros",
         input_dim=None,
     ):
-        self.units = _check_int("units", units, 1)
+        self.units = chk.check_int("units", units, low=1)
         self.activation = "linear" if activation is None else activation
         chk.check_name("activation", self.activation, ACTIVATIONS)
         if not isinstance(use_bias, (bool, np.bool_)):
@@ -111,7 +103,7 @@ class Dense:
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.check(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.check(bias_initializer, "bias_initializer")
-        self.input_dim = None if input_dim is None else _check_int("input_dim", input_dim, 1)
+        self.input_dim = None if input_dim is None else chk.check_int("input_dim", input_dim, low=1)
         self.W: np.ndarray | None = None
         self.b: np.ndarray | None = None
 
@@ -166,7 +158,7 @@ class Sequential:
         self.dtype = _check_dtype(dtype)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**63))
-        self.seed = _check_int("seed", seed, 0)
+        self.seed = chk.check_int("seed", seed, low=0)
         self.name = str(name)
         self._layers: list[Dense] = []
         self.optimizer: optimizers.Optimizer | None = None
@@ -246,7 +238,7 @@ class Sequential:
 
     def build(self, input_dim: int) -> None:
         """Create every layer's weights for inputs with ``input_dim`` features."""
-        input_dim = _check_int("input_dim", input_dim, 1)
+        input_dim = chk.check_int("input_dim", input_dim, low=1)
         if not self._layers:
             raise ValueError("the model has no layers: add Dense layers before building it")
         first = self._layers[0]
@@ -425,7 +417,7 @@ class Sequential:
         if not self._layers:
             raise ValueError("the model has no layers: add Dense layers first")
         if batch_size is not None:
-            batch_size = _check_int("batch_size", batch_size, 1)
+            batch_size = chk.check_int("batch_size", batch_size, low=1)
         X = self._check_x(x)
         self._ensure_built(X.shape[1])
         ops = self._ops()
@@ -453,7 +445,7 @@ class Sequential:
         if not self._layers:
             raise ValueError("the model has no layers: add Dense layers first")
         if batch_size is not None:
-            batch_size = _check_int("batch_size", batch_size, 1)
+            batch_size = chk.check_int("batch_size", batch_size, low=1)
         _check_verbose(verbose)
         X, plan = self._prepare(x, y)
         self._ensure_built(X.shape[1])
@@ -499,8 +491,8 @@ class Sequential:
         self._check_compiled("fit")
         if not self._layers:
             raise ValueError("the model has no layers: add Dense layers first")
-        batch_size = 32 if batch_size is None else _check_int("batch_size", batch_size, 1)
-        epochs = _check_int("epochs", epochs, 0)
+        batch_size = 32 if batch_size is None else chk.check_int("batch_size", batch_size, low=1)
+        epochs = chk.check_int("epochs", epochs, low=0)
         verbose = _check_verbose(verbose)
         if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
             raise TypeError(
@@ -512,7 +504,7 @@ class Sequential:
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if seed is not None:
-            seed = _check_int("seed", seed, 0)
+            seed = chk.check_int("seed", seed, low=0)
         callbacks = [] if callbacks is None else callbacks
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]

@@ -12,19 +12,11 @@ its settings, its state arrays (one tuple per parameter, in the order
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from fastnn.kernels.contract import OPTIMIZERS
 
 from . import validation as chk
-
-
-def _rate(name, value, **limits) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return chk.check_scalar(name, value, **limits)
 
 
 class Optimizer:
@@ -66,8 +58,8 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0):
         super().__init__()
-        self.learning_rate = _rate("learning_rate", learning_rate, low=0)
-        self.momentum = _rate("momentum", momentum, low=0, high=1, high_open=True)
+        self.learning_rate = chk.check_scalar("learning_rate", learning_rate, low=0)
+        self.momentum = chk.check_scalar("momentum", momentum, low=0, high=1, high_open=True)
 
     def hyper(self):
         return (self.learning_rate, self.momentum)
@@ -83,10 +75,10 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
         super().__init__()
-        self.learning_rate = _rate("learning_rate", learning_rate, low=0)
-        self.beta_1 = _rate("beta_1", beta_1, low=0, high=1, high_open=True)
-        self.beta_2 = _rate("beta_2", beta_2, low=0, high=1, high_open=True)
-        self.epsilon = _rate("epsilon", epsilon, low=0, low_open=True)
+        self.learning_rate = chk.check_scalar("learning_rate", learning_rate, low=0)
+        self.beta_1 = chk.check_scalar("beta_1", beta_1, low=0, high=1, high_open=True)
+        self.beta_2 = chk.check_scalar("beta_2", beta_2, low=0, high=1, high_open=True)
+        self.epsilon = chk.check_scalar("epsilon", epsilon, low=0, low_open=True)
 
     def hyper(self):
         return (self.learning_rate, self.beta_1, self.beta_2, self.epsilon)

@@ -144,9 +144,6 @@ class NumbaOps(TrainMixin, Ops):
 
     def softmax_cross_entropy(self, Z, labels):
         dZ = np.empty_like(Z)
-        labels = labels.astype(np.int64, copy=False)
-        if Z.size == 0:
-            return float("nan"), dZ
         if Z.size >= VECTOR_EXP_MIN:
             picked = np.empty(Z.shape[0], dtype=Z.dtype)
             K.shift_rows_pick(Z, labels, dZ, picked)  # dZ = Z - rowmax <= 0
