@@ -310,3 +310,21 @@ def test_train_batches_edge_rejects(make, exc, match):
         fastnn.get_ops("numpy").train_batches(**args)
     for A, B in zip((*args["Ws"], *args["bs"]), before):
         np.testing.assert_array_equal(A, B)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, None])
+def test_finite_check_is_exact_when_the_sum_overflows(dtype, bad):
+    """The finite check screens with a sum; finite values whose sum overflows must
+    still pass, and one bad value among them must still be named."""
+    from fastnn import data_checks
+
+    big = np.finfo(dtype).max / 2
+    A = np.full((4, 3), big, dtype)  # sum = 6 * max: inf, though every value is finite
+    if bad is None:
+        data_checks.check_finite("X", A)  # no error
+        return
+    A[2, 1] = bad
+    match = "contains NaN" if np.isnan(bad) else "contains infinity"
+    with pytest.raises(ValueError, match=match):
+        data_checks.check_finite("X", A)
