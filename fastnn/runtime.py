@@ -2,20 +2,26 @@
 
 Thread pools.  A fastnn process can hold up to three pools: NumPy's OpenBLAS
 (matrix products of the ``numpy`` and ``numba`` backends' ops), SciPy's OpenBLAS
-(``np.dot`` inside ``@njit`` code, used by the fused training loop) and Numba's own
-(``parallel=True`` kernels).  On a 2-core machine, idle OpenBLAS threads spin-wait
-for new work for a while after each call; a different pool starting work in
-that window shares the cores with spinning threads, which was measured 8x-600x
-slower.  fastnn therefore keeps one pool per hot path (the primitive ops use
-only NumPy's BLAS, their own kernels are serial) and :func:`set_num_threads` caps
-every pool at once so they are never oversubscribed.
+(``np.dot`` inside ``@njit`` code, only where NumPy's BLAS cannot be located) and
+Numba's own (``parallel=True`` kernels).  On a 2-core machine, idle OpenBLAS
+threads spin-wait for new work for a while after each call; a different pool
+starting work in that window shares the cores with spinning threads, which was
+measured 8x-600x slower.  fastnn therefore keeps one pool per hot path: the
+primitive ops use only NumPy's BLAS (their own kernels are serial); the fused
+trainer of wide networks runs in Numba's pool alone, each thread calling NumPy's
+BLAS limited to one thread.  Switching between those two pools still costs the
+other pool's spin window once per switch (``benchmarks/alternate_pools.py``
+measures it: a training call of 8 batches alternating with NumPy products took
+about 2x (1.7-4.4x over runs) their separate times here), which a training run pays once per ``fit``
+chunk or validation pass, not per step.  :func:`set_num_threads` caps every pool
+at once so they are never oversubscribed.
 
 Threading layer.  fastnn's primitive kernels never use ``parallel=True``, so they
 are safe to call from several Python threads at once (they also release the
-GIL).  For any parallel kernel, the ``numba`` backend selects a thread-safe layer
+GIL).  For its parallel trainer, the ``numba`` backend selects a thread-safe layer
 (``tbb`` or ``omp``, when one is installed) unless ``NUMBA_THREADING_LAYER`` is
 set: Numba's fallback ``workqueue`` layer aborts the process when two threads
-launch parallel kernels concurrently.
+launch parallel kernels concurrently, so with it the trainer stays serial.
 
 Nothing here imports Numba unless the ``numba`` backend is, or has been,
 requested; importing this module compiles nothing.
@@ -182,7 +188,10 @@ def warmup(dtypes=("float32", "float64"), backend: str = "numba") -> float:
     name = dispatch.resolve_auto_backend() if backend == "auto" else backend
     ops = dispatch.get_ops(name)
     if ops.impl.name == "numba":
+        from fastnn.kernels.numba.train import compile_trainers
+
         for dt in resolved:
             _warm_ops(ops.impl, dt)
+            compile_trainers(dt)
             _warm_train(ops, dt)
     return time.perf_counter() - start

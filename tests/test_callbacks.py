@@ -235,7 +235,9 @@ def _fit_diverging(model, **kwargs):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_nonfinite_loss_stops_and_restores_last_finite_weights(backend, monkeypatch):
     # Reference: one batch per call, recording the weights before every update.
+    fused_rows = model_module.FUSED_ROWS
     monkeypatch.setattr(model_module, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(model_module, "FUSED_ROWS", 0)
     ops = fastnn.get_ops(backend)
     real = ops.train_batches
     before_step = []
@@ -263,6 +265,7 @@ def test_nonfinite_loss_stops_and_restores_last_finite_weights(backend, monkeypa
     # Large chunks (the restore replays the finite batches of the chunk) and epoch
     # fusion land on exactly the same weights.
     monkeypatch.setattr(ops, "train_batches", real)
+    monkeypatch.setattr(model_module, "FUSED_ROWS", fused_rows)
     for rows in (64, 8192):
         monkeypatch.setattr(model_module, "CHUNK_ROWS", rows)
         other = diverging_model(backend)

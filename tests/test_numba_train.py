@@ -130,13 +130,17 @@ class Fused(TrainMixin, Ops):
     sgd_update = adam_update = dense_forward
 
 
-@pytest.fixture(params=["small", "gemm", "gemm-npdot"])
+@pytest.fixture(params=["small", "gemm", "gemm-2threads", "gemm-3threads", "gemm-npdot"])
 def path(request, monkeypatch):
     """Force the batch-minor loop or the BLAS loop, whatever the widths; the BLAS loop
-    with NumPy's CBLAS (when found) and with its ``np.dot`` fallback."""
+    serial, split over 2 or 3 threads (3 leaves uneven row and column slices, and
+    slices of no rows when a batch is smaller than 3), and with its ``np.dot``
+    fallback (no NumPy CBLAS found: serial)."""
     monkeypatch.setattr(train, "SMALL_WIDTH", 10**9 if request.param == "small" else 0)
+    threads = {"gemm-2threads": 2, "gemm-3threads": 3}.get(request.param, 1)
+    monkeypatch.setattr(train, "parallel_threads", lambda: threads)
     if request.param == "gemm-npdot":
-        monkeypatch.setattr(train, "_GEMM_ADDRESS", {"f": 0, "d": 0})
+        monkeypatch.setattr(train, "numpy_gemm_address", lambda dtype: 0)
     return request.param
 
 

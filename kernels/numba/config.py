@@ -30,12 +30,15 @@ Choices, and why:
   kernels that are pure sums or dot products (:func:`~.kernels.row_sum`,
   :func:`~.gemm.gemm_nt`): there reassociation just reorders the sum so it can be
   vectorized, changing the result by rounding only (as BLAS does).
-* no ``parallel=True`` -- see :mod:`fastnn.runtime`: the matrix products on the
-  ``numba`` path run in NumPy's OpenBLAS thread pool; a second pool (Numba's)
-  alternating with it on 2 cores makes idle threads spin against working ones.
-  Elementwise epilogues are memory-bound and fast single-threaded, so they stay
-  serial, which also makes every kernel safe to call from concurrent threads under
-  any threading layer.
+* ``parallel=True`` only in ``JIT_PARALLEL``, for the one kernel that earns it: the
+  trainer of wide networks (:func:`~.train._train_gemm_par`), where each thread
+  does a whole slice of a batch (gather, products, epilogues) and calls NumPy's
+  OpenBLAS limited to one thread, so Numba's is the only active pool (see
+  :mod:`fastnn.runtime`: two pools alternating on 2 cores make idle threads spin
+  against working ones).  Every other kernel is serial: elementwise epilogues are
+  memory-bound and fast single-threaded, their products run in NumPy's BLAS pool,
+  and serial kernels are safe to call from concurrent threads under any
+  threading layer.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ JIT: dict = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 
 #: Keyword arguments of the pure-reduction kernels (sums, dot products).
 JIT_REDUCE: dict = dict(JIT, fastmath=FASTMATH_REDUCE)
+
+#: Keyword arguments of the one parallel kernel, the multi-threaded trainer.
+JIT_PARALLEL: dict = dict(JIT, parallel=True)
 
 
 def select_threading_layer() -> str:

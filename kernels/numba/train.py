@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from ..contract import ACTIVATIONS, HEADS, OPTIMIZERS, PROB_EPS, Ops, StepBackwardError
-from .config import JIT, JIT_REDUCE
+from .config import JIT, JIT_PARALLEL, JIT_REDUCE
 
 #: Widest layer (units) the batch-minor loop handles; wider nets go to BLAS.
 SMALL_WIDTH = 64
@@ -275,6 +275,50 @@ def _offsets(dims):
 
 
 @njit(**JIT)
+def _optimizer_scales(opt, C, t, scratch):
+    """Adam's bias corrections ``(1 / (1 - beta1**t), 1 / (1 - beta2**t))`` for the
+    1-based step ``t``, in the dtype (as numpy computes them); ``(1, 1)`` for SGD."""
+    one = C[_C_ONE]
+    if opt == SGD:
+        return one, one
+    tt = _to_dtype(t, scratch)
+    return one / (one - C[_C_HYPER + 1] ** tt), one / (one - C[_C_HYPER + 2] ** tt)
+
+
+@njit(**JIT)
+def _optimizer_range(P, G, S, opt, C, lo, hi, m_scale, v_scale):
+    """Apply one SGD / Adam update to parameters ``P[lo:hi]`` (see :func:`_optimizer_step`)."""
+    zero = C[_C_ZERO]
+    tiny = C[_C_TINY]
+    lr = C[_C_HYPER]
+    if opt == SGD:
+        momentum = C[_C_HYPER + 1]
+        V = S[0]
+        for p in range(lo, hi):
+            v = momentum * V[p] - lr * G[p]
+            V[p] = zero if abs(v) < tiny else v
+            P[p] += v
+    else:
+        one = C[_C_ONE]
+        beta1 = C[_C_HYPER + 1]
+        beta2 = C[_C_HYPER + 2]
+        eps = C[_C_HYPER + 3]
+        c1 = one - beta1
+        c2 = one - beta2
+        M = S[0]
+        V = S[1]
+        for p in range(lo, hi):
+            g = G[p]
+            m = beta1 * M[p] + c1 * g
+            v = beta2 * V[p] + c2 * (g * g)
+            m = zero if abs(m) < tiny else m
+            v = zero if v < tiny else v
+            M[p] = m
+            V[p] = v
+            P[p] -= lr * (m * m_scale) / (np.sqrt(v * v_scale) + eps)
+
+
+@njit(**JIT)
 def _optimizer_step(P, G, S, opt, C, t, scratch):
     """Apply one SGD / Adam update to every parameter; ``t`` is Adam's 1-based step.
 
@@ -287,37 +331,8 @@ def _optimizer_step(P, G, S, opt, C, t, scratch):
     are below 1.2e-38 (float32) / 2.2e-308 (float64) and change no result
     within any float tolerance; NaN is never flushed (the comparison is false).
     """
-    one = C[_C_ONE]
-    zero = C[_C_ZERO]
-    tiny = C[_C_TINY]
-    lr = C[_C_HYPER]
-    if opt == SGD:
-        momentum = C[_C_HYPER + 1]
-        V = S[0]
-        for p in range(P.shape[0]):
-            v = momentum * V[p] - lr * G[p]
-            V[p] = zero if abs(v) < tiny else v
-            P[p] += v
-    else:
-        beta1 = C[_C_HYPER + 1]
-        beta2 = C[_C_HYPER + 2]
-        eps = C[_C_HYPER + 3]
-        tt = _to_dtype(t, scratch)  # beta**step computed in the dtype, as numpy does
-        m_scale = one / (one - beta1**tt)
-        v_scale = one / (one - beta2**tt)
-        c1 = one - beta1
-        c2 = one - beta2
-        M = S[0]
-        V = S[1]
-        for p in range(P.shape[0]):
-            g = G[p]
-            m = beta1 * M[p] + c1 * g
-            v = beta2 * V[p] + c2 * (g * g)
-            m = zero if abs(m) < tiny else m
-            v = zero if v < tiny else v
-            M[p] = m
-            V[p] = v
-            P[p] -= lr * (m * m_scale) / (np.sqrt(v * v_scale) + eps)
+    m_scale, v_scale = _optimizer_scales(opt, C, t, scratch)
+    _optimizer_range(P, G, S, opt, C, 0, P.shape[0], m_scale, v_scale)
 
 
 # ------------------------------------------------------------ batch-major (BLAS) path
@@ -372,18 +387,20 @@ def _cblas_gemm(typingctx, fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, 
 
 
 @njit(**JIT)
-def _gemm(fn, trans_a, trans_b, A, B, C, one, zero):
-    """``C = op(A) @ op(B)`` for C-contiguous ``A, B, C``; ``op`` transposes if asked.
+def _gemm(fn, trans_a, trans_b, A, B, C, alpha, beta):
+    """``C = alpha op(A) @ op(B) + beta C`` for C-contiguous ``A, B, C``; ``op``
+    transposes if asked.
 
-    ``fn``: address of NumPy's ``cblas_?gemm`` for the dtype, or 0 for ``np.dot``.
+    ``fn``: address of NumPy's ``cblas_?gemm`` for the dtype, or 0 for ``np.dot``,
+    which only computes ``alpha = 1, beta = 0``.
     """
     M, N = C.shape
     K = A.shape[0] if trans_a else A.shape[1]
     if fn != 0:
         _cblas_gemm(
             fn, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS,
-            M, N, K, one, A.ctypes.data, A.shape[1], B.ctypes.data, B.shape[1],
-            zero, C.ctypes.data, C.shape[1],
+            M, N, K, alpha, A.ctypes.data, A.shape[1], B.ctypes.data, B.shape[1],
+            beta, C.ctypes.data, C.shape[1],
         )  # fmt: skip
     elif trans_a:
         np.dot(A.T, B, C)
@@ -469,10 +486,13 @@ def _act_backward_rows(D, Y, act, zero, one, gb):
 
 
 @njit(**JIT)
-def _head_rows(O, D, T, labels, order, start, head, C, scratch):
-    """Loss head on batch-major output ``O: (n, k)``: dL/dO into ``D``.
+def _head_rows(O, D, T, labels, order, start, head, C, scratch, nb):
+    """Loss head on batch-major output rows ``O: (n, k)``: dL/dO into ``D``.
 
-    Returns ``(loss, correct)`` for this batch; the loss is accumulated in float64.
+    ``O`` holds rows ``start .. start + n`` of ``order``, out of a batch of ``nb``
+    rows (the loss and its gradient are batch means: divided by ``nb``).  Returns
+    ``(loss, correct)`` of these rows, the loss accumulated in float64 and already
+    divided by the batch's normalizer, so the parts of a batch sum to its loss.
     """
     n, k = O.shape
     zero = C[_C_ZERO]
@@ -480,7 +500,7 @@ def _head_rows(O, D, T, labels, order, start, head, C, scratch):
     total = 0.0
     correct = 0
     if head == SOFTMAX_CE:
-        inv = _to_dtype(n, scratch)
+        inv = _to_dtype(nb, scratch)
         for i in range(n):
             o = O[i]
             d = D[i]
@@ -502,14 +522,14 @@ def _head_rows(O, D, T, labels, order, start, head, C, scratch):
                 d[c] = d[c] / inv
             if _argmax(o) == lab:
                 correct += 1
-        return total / n, correct
-    size = _to_dtype(n * k, scratch)
+        return total / nb, correct
+    size = _to_dtype(nb * k, scratch)
     for i in range(n):
         o = O[i]
         d = D[i]
         t = T[order[start + i]]
         if head == MSE:
-            coef = _to_dtype(2.0 / (n * k), scratch)
+            coef = _to_dtype(2.0 / (nb * k), scratch)
             for c in range(k):
                 diff = o[c] - t[c]
                 total += diff * diff
@@ -534,7 +554,7 @@ def _head_rows(O, D, T, labels, order, start, head, C, scratch):
                     d[c] = zero
         else:  # CCE
             lo = C[_C_EPS]
-            nf = _to_dtype(n, scratch)
+            nf = _to_dtype(nb, scratch)
             for c in range(k):
                 y = o[c]
                 p = max(y, lo)
@@ -548,8 +568,8 @@ def _head_rows(O, D, T, labels, order, start, head, C, scratch):
             if (o[0] > threshold) == (t[0] > 0.5):
                 correct += 1
     if head == CCE:
-        return total / n, correct
-    return total / (n * k), correct
+        return total / nb, correct
+    return total / (nb * k), correct
 
 
 @njit(**JIT)
@@ -591,6 +611,9 @@ def _train_gemm(
     D0 = np.empty(bsz * widest, P.dtype)
     D1 = np.empty(bsz * widest, P.dtype)
     n_in = dims[0]
+    lr = C[_C_HYPER]
+    neg_lr = -lr
+    fold_sgd = opt == SGD and C[_C_HYPER + 1] == zero and gemm_fn != 0
     for j in range(n_batches):
         start = j * batch_size
         nb = min(batch_size, m - start)
@@ -607,12 +630,17 @@ def _train_gemm(
             _bias_act_rows(Zl, P[boff[l] : boff[l] + dims[l + 1]], acts[l], one, zero)
         D = _view(D0, 0, nb, dims[L])
         loss, correct = _head_rows(
-            _view(A, aoff[L], nb, dims[L]), D, T, labels, order, start, head, C, scratch
+            _view(A, aoff[L], nb, dims[L]), D, T, labels, order, start, head, C, scratch, nb
         )
         out[0, j] = loss
         out[1, j] = correct
         spare = D1
         current = D0
+        # Plain SGD (no momentum) is folded into the weight-gradient product:
+        # W += -lr * (A^T dZ) in one BLAS call (beta = 1), so dW is never stored and
+        # the update costs no pass over W.  The velocity is not read when momentum
+        # is 0, so it is only written by the last batch, which runs the full update.
+        fold = fold_sgd and j < n_batches - 1
         for l in range(L - 1, -1, -1):
             din = dims[l]
             dout = dims[l + 1]
@@ -620,12 +648,163 @@ def _train_gemm(
             gb = G[boff[l] : boff[l] + dout]
             _act_backward_rows(D, _view(A, aoff[l + 1], nb, dout), acts[l], zero, one, gb)
             Ain = _view(A, aoff[l], nb, din)
-            _gemm(gemm_fn, True, False, Ain, D, _view(G, woff[l], din, dout), one, zero)
-            if l > 0:
-                Wl = _view(P, woff[l], din, dout)
+            Wl = _view(P, woff[l], din, dout)
+            if l > 0:  # dL/dA_l with the weights before this step's update
                 _gemm(gemm_fn, False, True, D, Wl, _view(spare, 0, nb, din), one, zero)
+            if fold:
+                _gemm(gemm_fn, True, False, Ain, D, Wl, neg_lr, one)
+                bl = P[boff[l] : boff[l] + dout]
+                for c in range(dout):
+                    bl[c] += -(lr * gb[c])  # = momentum * v - lr * g with momentum 0
+            else:
+                _gemm(gemm_fn, True, False, Ain, D, _view(G, woff[l], din, dout), one, zero)
+            if l > 0:
                 current, spare = spare, current
-        _optimizer_step(P, G, S, opt, C, step + j + 1, scratch)
+        if not fold:
+            _optimizer_step(P, G, S, opt, C, step + j + 1, scratch)
+
+
+@njit(**JIT)
+def _gemm_at(fn, trans_a, trans_b, M, N, K, one, zero, A, a_off, lda, B, b_off, ldb, C, c_off, ldc):
+    """``C[c_off:] = op(A[a_off:]) @ op(B[b_off:])`` on flat buffers with leading
+    dimensions ``lda, ldb, ldc`` (so a block of columns can be addressed)."""
+    size = A.itemsize
+    _cblas_gemm(
+        fn, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, M, N, K,
+        one, A.ctypes.data + a_off * size, lda, B.ctypes.data + b_off * size, ldb,
+        zero, C.ctypes.data + c_off * size, ldc,
+    )  # fmt: skip
+
+
+@njit(**JIT_PARALLEL)
+def _train_gemm_par(
+    P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, gemm_fn, n_threads
+):
+    """:func:`_train_gemm` split over ``n_threads`` threads (same arguments, plus the count).
+
+    One thread pool does everything: Numba's.  The caller limits NumPy's OpenBLAS
+    to one thread for the call, and each step runs in two parallel phases:
+
+    1. rows: each thread takes a slice of the batch's rows and gathers them, runs
+       the forward pass, the loss head and the backward pass down to every
+       layer's ``dL/dZ`` on its rows (all row-local), with single-threaded BLAS
+       products and a partial ``db`` per thread;
+    2. parameters: each thread takes a slice of every layer's input rows and forms
+       ``dW[rows] = A[:, rows]^T dZ`` and the optimizer update of those weights
+       (plain SGD folded into the product, as in :func:`_train_gemm`), and a slice
+       of its units' ``db`` (partials summed in thread order: deterministic).
+
+    Both halves of the machine then also share the row gather and the
+    elementwise passes, which the serial loop runs on one core while the other
+    waits for the next BLAS call.
+    """
+    L = dims.shape[0] - 1
+    n_batches = out.shape[1]
+    m = order.shape[0]
+    bsz = min(batch_size, m)
+    nt = n_threads
+    woff, boff, total = _offsets(dims)
+    zero = C[_C_ZERO]
+    one = C[_C_ONE]
+    scratch = np.empty((nt, 1), P.dtype)  # one per thread: _to_dtype writes into it
+    G = np.empty(total, P.dtype)
+    GB = np.empty((nt, total), P.dtype)  # per-thread partial bias gradients
+    part = np.zeros((2, nt))  # per-thread loss and correct count of the batch
+    # A_0 (the gathered batch), A_1..A_L back to back, each (bsz, width); dZ_0..dZ_{L-1}
+    # likewise (dZ_l: (bsz, dims[l + 1])); dL/dA_l is formed in dZ_{l-1}'s buffer.
+    aoff = np.empty(L + 1, np.int64)
+    doff = np.empty(L, np.int64)
+    off = 0
+    doff_total = 0
+    for l in range(L + 1):
+        aoff[l] = off
+        off += bsz * dims[l]
+        if l < L:
+            doff[l] = doff_total
+            doff_total += bsz * dims[l + 1]
+    A = np.empty(off, P.dtype)
+    DZ = np.empty(doff_total, P.dtype)
+    n_in = dims[0]
+    lr = C[_C_HYPER]
+    neg_lr = -lr
+    fold_sgd = opt == SGD and C[_C_HYPER + 1] == zero
+    for j in range(n_batches):
+        start = j * batch_size
+        nb = min(batch_size, m - start)
+        m_scale, v_scale = _optimizer_scales(opt, C, step + j + 1, scratch[0])
+        for t in prange(nt):
+            lo = t * nb // nt
+            r = (t + 1) * nb // nt - lo
+            for l in range(L):
+                for c in range(dims[l + 1]):
+                    GB[t, boff[l] + c] = zero
+            part[0, t] = 0.0
+            part[1, t] = 0.0
+            if r > 0:
+                Xb = _view(A, aoff[0] + lo * n_in, r, n_in)
+                for i in range(r):
+                    x = X[order[start + lo + i]]
+                    xb = Xb[i]
+                    for f in range(n_in):
+                        xb[f] = x[f]
+                for l in range(L):
+                    Ain = _view(A, aoff[l] + lo * dims[l], r, dims[l])
+                    Zl = _view(A, aoff[l + 1] + lo * dims[l + 1], r, dims[l + 1])
+                    _gemm(gemm_fn, False, False, Ain, _view(P, woff[l], dims[l], dims[l + 1]),
+                          Zl, one, zero)  # fmt: skip
+                    _bias_act_rows(Zl, P[boff[l] : boff[l] + dims[l + 1]], acts[l], one, zero)
+                k = dims[L]
+                loss, correct = _head_rows(
+                    _view(A, aoff[L] + lo * k, r, k), _view(DZ, doff[L - 1] + lo * k, r, k),
+                    T, labels, order, start + lo, head, C, scratch[t], nb,
+                )  # fmt: skip
+                part[0, t] = loss
+                part[1, t] = correct
+                for l in range(L - 1, -1, -1):
+                    dout = dims[l + 1]
+                    D = _view(DZ, doff[l] + lo * dout, r, dout)
+                    _act_backward_rows(D, _view(A, aoff[l + 1] + lo * dout, r, dout), acts[l],
+                                       zero, one, GB[t, boff[l] : boff[l] + dout])  # fmt: skip
+                    if l > 0:
+                        din = dims[l]
+                        _gemm(gemm_fn, False, True, D, _view(P, woff[l], din, dout),
+                              _view(DZ, doff[l - 1] + lo * din, r, din), one, zero)  # fmt: skip
+        loss = 0.0
+        correct = 0.0
+        for t in range(nt):
+            loss += part[0, t]
+            correct += part[1, t]
+        out[0, j] = loss
+        out[1, j] = correct
+        fold = fold_sgd and j < n_batches - 1
+        for t in prange(nt):
+            for l in range(L):
+                din = dims[l]
+                dout = dims[l + 1]
+                f0 = t * din // nt
+                f1 = (t + 1) * din // nt
+                if f1 > f0:
+                    # rows f0:f1 of dW = A_l^T dZ_l, or of W -= lr A_l^T dZ_l (see _train_gemm)
+                    w0 = woff[l] + f0 * dout
+                    if fold:
+                        _gemm_at(gemm_fn, True, False, f1 - f0, dout, nb, neg_lr, one,
+                                 A, aoff[l] + f0, din, DZ, doff[l], dout, P, w0, dout)  # fmt: skip
+                    else:
+                        _gemm_at(gemm_fn, True, False, f1 - f0, dout, nb, one, zero,
+                                 A, aoff[l] + f0, din, DZ, doff[l], dout, G, w0, dout)  # fmt: skip
+                        _optimizer_range(P, G, S, opt, C, w0, w0 + (f1 - f0) * dout,
+                                         m_scale, v_scale)  # fmt: skip
+                c0 = t * dout // nt
+                c1 = (t + 1) * dout // nt
+                for c in range(c0, c1):
+                    g = GB[0, boff[l] + c]
+                    for u in range(1, nt):
+                        g += GB[u, boff[l] + c]
+                    G[boff[l] + c] = g
+                    if fold:
+                        P[boff[l] + c] += -(lr * g)  # = momentum * v - lr * g with momentum 0
+                if not fold:
+                    _optimizer_range(P, G, S, opt, C, boff[l] + c0, boff[l] + c1, m_scale, v_scale)
 
 
 # ------------------------------------------------------- batch-minor (small-net) path
@@ -955,44 +1134,111 @@ def _constants(dtype, hyper):
     return np.array((0, 1, eps, dtype.type(1) - eps, np.finfo(dtype).tiny, *hyper), dtype)
 
 
-_GEMM_ADDRESS: dict = {}
+_NUMPY_BLAS: list = []
+
+
+def _numpy_blas():
+    """NumPy's bundled OpenBLAS as a ``ctypes.CDLL``, or None (another BLAS build).
+
+    NumPy wheels bundle OpenBLAS as ``numpy.libs/libscipy_openblas64_*.so`` with
+    ILP64 CBLAS symbols ``scipy_cblas_?gemm64_``.  ``dlopen`` of the already loaded
+    file returns NumPy's own handle, so calls run in NumPy's thread pool (and
+    obey threadpoolctl limits on it).
+    """
+    if not _NUMPY_BLAS:
+        import ctypes
+        import glob
+        import os
+
+        libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+        paths = sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so")))
+        lib = None
+        if len(paths) == 1:
+            try:
+                lib = ctypes.CDLL(paths[0])
+                for name in ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_",
+                             "scipy_openblas_get_num_threads64_",
+                             "scipy_openblas_set_num_threads64_"):  # fmt: skip
+                    getattr(lib, name)
+            except (OSError, AttributeError):
+                lib = None
+        _NUMPY_BLAS.append(lib)
+    return _NUMPY_BLAS[0]
 
 
 def numpy_gemm_address(dtype) -> int:
     """Address of ``cblas_sgemm``/``cblas_dgemm`` in NumPy's bundled OpenBLAS, or 0.
 
-    NumPy wheels bundle OpenBLAS as ``numpy.libs/libscipy_openblas64_*.so`` with
-    ILP64 CBLAS symbols ``scipy_cblas_?gemm64_``.  ``dlopen`` of the already loaded
-    file returns NumPy's own handle, so the calls run in NumPy's thread pool (and
-    obey threadpoolctl limits on it).  Any other build (MKL, system BLAS, 32-bit
+    Any BLAS other than NumPy's bundled OpenBLAS (MKL, system BLAS, 32-bit
     integers) gives 0, and the compiled loop falls back to ``np.dot``.
     """
-    key = np.dtype(dtype).char
-    if key not in _GEMM_ADDRESS:
-        _GEMM_ADDRESS[key] = _find_numpy_gemm(key)
-    return _GEMM_ADDRESS[key]
-
-
-def _find_numpy_gemm(char) -> int:
     import ctypes
-    import glob
-    import os
 
-    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    paths = sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so")))
-    if len(paths) != 1:
+    lib = _numpy_blas()
+    if lib is None:
         return 0
-    try:
-        lib = ctypes.CDLL(paths[0])
-        fn = getattr(lib, f"scipy_cblas_{'s' if char == 'f' else 'd'}gemm64_")
-    except (OSError, AttributeError):
-        return 0
+    fn = getattr(lib, f"scipy_cblas_{'s' if np.dtype(dtype).char == 'f' else 'd'}gemm64_")
     return ctypes.cast(fn, ctypes.c_void_p).value or 0
+
+
+def parallel_threads() -> int:
+    """Threads the multi-threaded trainer may use: 1 (serial) unless NumPy's OpenBLAS
+    is the one found, Numba's threading layer is thread-safe (``workqueue`` aborts
+    on concurrent parallel calls) and both Numba and that BLAS may use more than one
+    thread (:func:`fastnn.set_num_threads` sets both; a threadpoolctl limit on the
+    BLAS counts too)."""
+    import numba
+
+    lib = _numpy_blas()
+    if lib is None or numba.config.THREADING_LAYER not in ("threadsafe", "tbb", "omp"):
+        return 1
+    return max(1, min(numba.get_num_threads(), lib.scipy_openblas_get_num_threads64_()))
+
+
+class _SerialBlas:
+    """Context: NumPy's OpenBLAS limited to one thread (the calling thread does the
+    work, its pool stays idle), restored on exit.  Process-wide, as every BLAS
+    thread setting is: other threads' products run single-threaded meanwhile."""
+
+    def __enter__(self):
+        lib = _numpy_blas()
+        self.before = lib.scipy_openblas_get_num_threads64_()
+        lib.scipy_openblas_set_num_threads64_(1)
+
+    def __exit__(self, *exc):
+        _numpy_blas().scipy_openblas_set_num_threads64_(self.before)
 
 
 def choose_path(dims) -> str:
     """``"small"`` (batch-minor loops) or ``"gemm"`` (BLAS) for layer widths ``dims``."""
     return "small" if max(dims) <= SMALL_WIDTH else "gemm"
+
+
+def compile_trainers(dtype) -> None:
+    """Compile (or load from the on-disk cache) every training loop for ``dtype``.
+
+    ``train_batches`` picks a loop by the net's widths and the thread count, so a
+    warm-up through it compiles only the loops of that machine's current setting;
+    this runs each of them once on a tiny problem (``_train_gemm_par`` with two
+    slices, which also runs on one thread) so no later call compiles.
+    """
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    dims = np.array([3, 4, 2], np.int64)
+    acts = np.array([RELU, LINEAR], np.int64)
+    X = rng.standard_normal((4, 3)).astype(dtype)
+    T = np.zeros((4, 2), dtype)
+    order = np.arange(4, dtype=np.int64)
+    P = rng.standard_normal(3 * 4 + 4 + 4 * 2 + 2).astype(dtype) * dtype.type(0.1)
+    S = np.zeros((1, P.size), dtype)
+    C = _constants(dtype, (0.01, 0.0))
+    args = (P, S, dims, acts, X, T, _DUMMY_LABELS, order, 2, MSE, SGD, C, 0, np.zeros((2, 2)))
+    _train_small(*args)
+    fn = numpy_gemm_address(dtype)
+    _train_gemm(*args, fn)
+    if fn:
+        with _SerialBlas():
+            _train_gemm_par(*args, fn, 2)
 
 
 class TrainMixin:
@@ -1049,7 +1295,13 @@ class TrainMixin:
         if choose_path(dims) == "small":
             _train_small(*args)
         else:
-            _train_gemm(*args, numpy_gemm_address(dtype))
+            fn = numpy_gemm_address(dtype)
+            n_threads = parallel_threads() if fn else 1
+            if n_threads > 1:
+                with _SerialBlas():
+                    _train_gemm_par(*args, fn, n_threads)
+            else:
+                _train_gemm(*args, fn)
         off = 0
         for p, param in enumerate(params):
             size = param.size
