@@ -523,7 +523,8 @@ def tiny_call(runner: str, net: TinyNet, steps: int = TINY_STEPS, dtype=np.float
         model_mod.Dense(net.layers[1], activation=net.activations[0], input_dim=net.layers[0]),
         *(model_mod.Dense(w, activation=a) for w, a in zip(net.layers[2:], net.activations[1:])),
     ]
-    model = model_mod.Sequential(layers, backend=runner)
+    # the data's dtype (float64 by default, like the NumPy tutorials and the torch peer)
+    model = model_mod.Sequential(layers, backend=runner, dtype=X.dtype.name)
     cls = optim_mod.SGD if net.optimizer == "sgd" else optim_mod.Adam
     model.compile(optimizer=cls(learning_rate=net.learning_rate), loss=net.loss)
     n = len(X)

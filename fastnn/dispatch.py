@@ -194,6 +194,17 @@ class CheckedOps:
     def _run(self, op: str, *args):
         return getattr(self._impl_for(op, *args), op)(*args)
 
+    def run_validated(self, op: str, *args):
+        """Run ``op`` on arguments the caller already validated, skipping the checks.
+
+        For callers that are themselves an API edge and build every argument in the
+        form the checks produce (contiguous arrays of one float dtype, int64
+        indices and labels, lists, hyper-parameters in the dtype): the model layer's
+        training loop, which checks the user's data once per ``fit`` and then calls
+        ``train_batches`` many times.  Backend selection (``auto``) still applies.
+        """
+        return self._run(op, *args)
+
     def dense_forward(self, X, W, b, activation):
         chk.check_name("activation", activation, ACTIVATIONS)
         X = chk.as_array("X", X, 2)

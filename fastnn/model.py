@@ -699,6 +699,7 @@ class _Trainer:
         self.activations = [layer.activation for layer in layers[:-1]] + [plan.last_activation]
         self.params = model._params()
         self.opt = model.optimizer
+        self.dtype = X.dtype
         self.snap = None  # (arrays, iterations, order segment) before the current call
         self.prev = None  # the same for the previous call
         self.in_call = False
@@ -726,11 +727,14 @@ class _Trainer:
     def _call(self, segment):
         # Divergence is detected and reported below; NumPy's own overflow warnings
         # from inside the backend would only bury that report.
+        # fit validated the data and the model built the rest in the checked form, so
+        # the per-call argument checks of the op edge are skipped (they cost more
+        # than hundreds of steps of a tiny net).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            losses_, correct = self.ops.train_batches(
-                self.Ws, self.bs, self.activations, self.X, self.plan.T, segment,
-                self.batch_size, self.plan.head, self.opt.name, self.opt.state,
-                self.opt.hyper(), self.opt.iterations,
+            losses_, correct = self.ops.run_validated(
+                "train_batches", self.Ws, self.bs, self.activations, self.X, self.plan.T,
+                segment, self.batch_size, self.plan.head, self.opt.name, self.opt.state,
+                tuple(self.dtype.type(h) for h in self.opt.hyper()), self.opt.iterations,
             )  # fmt: skip
         n = len(losses_)
         for l in self.no_bias:

@@ -479,3 +479,54 @@ def test_evaluate_verbose_prints_one_line(capsys):
     model.compile("sgd", "binary_crossentropy", ["accuracy"])
     loss, acc = model.evaluate(XOR_X, XOR_Y, verbose=1)
     assert capsys.readouterr().out == f"4/4 - loss: {loss:.4f} - accuracy: {acc:.4f}\n"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "loss, last, targets",
+    [
+        ("sparse_categorical_crossentropy", "softmax", "labels"),
+        ("categorical_crossentropy", "softmax", "onehot"),
+        ("binary_crossentropy", "sigmoid", "binary"),
+        ("mse", "linear", "real"),
+    ],
+)
+@pytest.mark.parametrize("make_opt", [lambda: SGD(0.1), lambda: SGD(0.1, 0.9), lambda: Adam()])
+def test_training_calls_pass_the_op_edge_checks(backend, dtype, loss, last, targets, make_opt,
+                                                monkeypatch):  # fmt: skip
+    """fit skips the op edge's argument checks on its train_batches calls
+    (``run_validated``); every such call must still pass them, and give the same
+    numbers as the checked call."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 5))
+    k = 1 if targets == "binary" else 3
+    y = {
+        "labels": rng.integers(0, 3, 24),
+        "onehot": np.eye(3)[rng.integers(0, 3, 24)],
+        "binary": rng.integers(0, 2, (24, 1)).astype(float),
+        "real": rng.standard_normal((24, 3)),
+    }[targets]
+
+    def fitted():
+        model = Sequential([Dense(4, "tanh", input_dim=5), Dense(k, last)], backend, dtype=dtype,
+                           seed=0)  # fmt: skip
+        model.compile(make_opt(), loss)
+        model.fit(X, y, batch_size=8, epochs=3, verbose=0, seed=1)
+        return model.get_weights()
+
+    unchecked = fitted()
+    ops = fastnn.get_ops(backend)
+    real_run = type(ops).run_validated
+    calls = []
+
+    def checked(op, *args):
+        if op != "train_batches":
+            return real_run(ops, op, *args)
+        calls.append(op)
+        return ops.train_batches(*args)
+
+    monkeypatch.setattr(ops, "run_validated", checked)
+    for A, B in zip(fitted(), unchecked):
+        np.testing.assert_array_equal(A, B)
+    assert calls
