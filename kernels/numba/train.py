@@ -809,31 +809,35 @@ def _train_gemm_par(
 
 # ------------------------------------------------------- batch-minor (small-net) path
 #
-# Each layer's activations ``A_l`` and gradients ``dA_l`` are ``(width, bsz)``
-# arrays, allocated once per call; a partial last batch uses the first ``n``
-# columns.  Every view (weights, gradients, bias) is made once per call too, so a
-# step does no slicing at all: a 2-8-1 step is only a few hundred flops, and
-# per-step view objects and reference counts would cost more than the math.
-# Inner loops run along the batch with a non-negative index, which compiles to
-# SIMD code.
+# All layers' activations live in one ``(sum of widths, bsz)`` array ``A`` and their
+# gradients in one ``G2`` of the same shape: layer ``l`` is rows ``r[l] ..
+# r[l] + dims[l]``; weights, biases and optimizer state are read from the flat
+# buffers by offset.  A step creates no array object (no list item, view or
+# slice) and calls no helper that takes arrays, except once per layer: each of
+# those costs atomic reference-count updates, and a 2-8-1 step is only a few
+# hundred flops (measured: per-step array objects and helper calls took ~40% of
+# an XOR step).  Inner loops run along the batch with a non-negative index, which
+# compiles to SIMD code; a partial last batch uses the first ``n`` columns.
 
 
 @njit(**JIT_REDUCE)
-def _dot_rows(A, f, D, c, n):
-    """sum_i A[f, i] D[c, i]; reassociation lets the reduction vectorize."""
-    s = A[f, 0] * D[c, 0]
-    for i in range(1, n):
-        s += A[f, i] * D[c, i]
-    return s
-
-
-@njit(**JIT_REDUCE)
-def _sum_row(D, c, n):
-    """sum_i D[c, i]; reassociation lets the reduction vectorize."""
-    s = D[c, 0]
-    for i in range(1, n):
-        s += D[c, i]
-    return s
+def _layer_grads(A, G2, G, ri, ro, din, dout, wo, bo, n):
+    """A layer's weight and bias gradients from batch-minor rows, into the flat ``G``:
+    ``dW[f, c] = sum_i A[ri + f, i] dZ[c, i]``, ``db[c] = sum_i dZ[c, i]`` with
+    ``dZ = G2[ro : ro + dout]``.  One call per layer, not one per weight: every call
+    that passes arrays costs atomic reference-count updates.  Pure sums, so
+    reassociation lets them vectorize (changing the result by rounding only)."""
+    for c in range(dout):
+        s = G2[ro + c, 0]
+        for i in range(1, n):
+            s += G2[ro + c, i]
+        G[bo + c] = s
+    for f in range(din):
+        for c in range(dout):
+            s = A[ri + f, 0] * G2[ro + c, 0]
+            for i in range(1, n):
+                s += A[ri + f, i] * G2[ro + c, i]
+            G[wo + f * dout + c] = s
 
 
 @njit(**JIT_REDUCE)
@@ -846,183 +850,13 @@ def _sum_row64(v, n):
 
 
 @njit(**JIT)
-def _argmax_col(O, i, k):
-    """``np.argmax(O[:k, i])``: first maximum, a NaN counting as the maximum."""
-    best = O[0, i]
-    if best != best:
-        return 0
-    idx = 0
-    for c in range(1, k):
-        x = O[c, i]
-        if x != x:
-            return c
-        if x > best:
-            best = x
-            idx = c
-    return idx
-
-
-@njit(**JIT)
-def _bias_act_cols(Z, b, n, act, one, zero, colmax, colsum):
-    """In place: ``Z[:, :n] = act(Z[:, :n] + b)`` for batch-minor ``Z: (k, bsz)``."""
-    k = Z.shape[0]
-    for c in range(k):
-        bc = b[c]
-        if act == LINEAR or act == SOFTMAX:  # softmax normalizes per column below
-            for i in range(n):
-                Z[c, i] += bc
-        elif act == RELU:
-            for i in range(n):
-                v = Z[c, i] + bc
-                Z[c, i] = zero if v < zero else v
-        elif act == SIGMOID:
-            for i in range(n):
-                Z[c, i] = _sigmoid(Z[c, i] + bc, one)
-        elif act == TANH:
-            for i in range(n):
-                Z[c, i] = np.tanh(Z[c, i] + bc)
-        else:  # STEP (forward only; callers reject it before training)
-            for i in range(n):
-                Z[c, i] = one if Z[c, i] + bc >= zero else zero
-    if act == SOFTMAX:
-        # softmax(z) = softmax(z - max z): exp() of non-positive numbers only.
-        for i in range(n):
-            colmax[i] = Z[0, i]
-        for c in range(1, k):
-            for i in range(n):
-                colmax[i] = max(colmax[i], Z[c, i])
-        for i in range(n):
-            colsum[i] = zero
-        for c in range(k):
-            for i in range(n):
-                e = fast_exp(Z[c, i] - colmax[i])
-                Z[c, i] = e
-                colsum[i] += e
-        for c in range(k):
-            for i in range(n):
-                Z[c, i] = Z[c, i] / colsum[i]
-
-
-@njit(**JIT)
-def _act_backward_cols(D, Y, n, act, one, zero, colsum):
-    """In place: ``D[:, :n] = dL/dZ`` from ``dL/dY``, batch-minor ``(k, bsz)``."""
-    k = D.shape[0]
-    if act == LINEAR:
-        return
-    if act == SOFTMAX:
-        # dZ = Y * (dY - sum_c dY_c Y_c), the sum taken per sample (column)
-        for i in range(n):
-            colsum[i] = zero
-        for c in range(k):
-            for i in range(n):
-                colsum[i] += D[c, i] * Y[c, i]
-        for c in range(k):
-            for i in range(n):
-                D[c, i] = Y[c, i] * (D[c, i] - colsum[i])
-        return
-    for c in range(k):
-        if act == SIGMOID:
-            for i in range(n):
-                D[c, i] = D[c, i] * Y[c, i] * (one - Y[c, i])
-        elif act == RELU:
-            # Y = max(Z, 0), so Z > 0 exactly where Y > 0.
-            for i in range(n):
-                D[c, i] = D[c, i] if Y[c, i] > zero else zero
-        else:  # TANH
-            for i in range(n):
-                D[c, i] = D[c, i] * (one - Y[c, i] * Y[c, i])
-
-
-@njit(**JIT)
-def _head_cols(O, D, Tb, lab, n, head, C, scratch, colvec, terms):
-    """Loss head on the batch-minor output ``O[:, :n]``; dL/dO into ``D``.
-
-    ``Tb`` holds the gathered ``(k, bsz)`` targets (float heads), ``lab`` the labels.
-    Returns ``(loss, correct)`` for this batch; the loss is accumulated in float64.
-    """
-    k = O.shape[0]
-    zero = C[_C_ZERO]
-    one = C[_C_ONE]
-    total = 0.0
-    correct = 0
-    if head == SOFTMAX_CE:
-        nf = _to_dtype(n, scratch)
-        for i in range(n):
-            mx = O[0, i]
-            for c in range(1, k):
-                mx = max(mx, O[c, i])
-            s = zero
-            for c in range(k):
-                e = fast_exp(O[c, i] - mx)
-                colvec[c] = e
-                s += e
-            li = lab[i]
-            # -log softmax(o)_lab = log(sum exp(o - max)) - (o_lab - max)
-            total += fast_log(s) - (O[li, i] - mx)
-            for c in range(k):
-                colvec[c] = colvec[c] / s
-            colvec[li] -= one
-            for c in range(k):
-                D[c, i] = colvec[c] / nf
-            if _argmax_col(O, i, k) == li:
-                correct += 1
-        return total / n, correct
-    size = _to_dtype(n * k, scratch)
-    nf = _to_dtype(n, scratch)
-    coef = _to_dtype(2.0 / (n * k), scratch)
-    lo = C[_C_EPS]
-    hi = C[_C_1MEPS]
-    # Per-element loss terms go to ``terms`` (float64) and are summed afterwards:
-    # a running sum inside these loops would keep them scalar.
-    for c in range(k):
-        if head == MSE:
-            for i in range(n):
-                diff = O[c, i] - Tb[c, i]
-                terms[i] = diff * diff
-                D[c, i] = coef * diff
-        elif head == SIGMOID_CE:
-            for i in range(n):
-                z = O[c, i]
-                t = Tb[c, i]
-                # -(t log s + (1-t) log(1-s)) without forming log(0) or overflowing exp.
-                terms[i] = max(z, zero) - z * t + fast_log1p(fast_exp(-abs(z)))
-                D[c, i] = (_sigmoid(z, one) - t) / size
-        elif head == BCE:
-            for i in range(n):
-                y = O[c, i]
-                t = Tb[c, i]
-                p = min(max(y, lo), hi)
-                terms[i] = -(t * fast_log(p) + (one - t) * fast_log(one - p))
-                # The clip's derivative is zero outside [eps, 1 - eps].
-                inside = y >= lo and y <= hi
-                D[c, i] = (p - t) / (p * (one - p)) / size if inside else zero
-        else:  # CCE
-            for i in range(n):
-                y = O[c, i]
-                t = Tb[c, i]
-                p = max(y, lo)
-                terms[i] = -t * fast_log(p)
-                D[c, i] = -t / p / nf if y >= lo else zero
-        total += _sum_row64(terms, n)
-    if k > 1:
-        for i in range(n):
-            if _argmax_col(O, i, k) == _argmax_col(Tb, i, k):
-                correct += 1
-    else:
-        threshold = 0.0 if head == SIGMOID_CE else 0.5
-        for i in range(n):
-            if (O[0, i] > threshold) == (Tb[0, i] > 0.5):
-                correct += 1
-    if head == CCE:
-        return total / n, correct
-    return total / (n * k), correct
-
-
-@njit(**JIT)
 def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
     """Batch-minor training loop with plain-loop products (layers <= SMALL_WIDTH wide).
 
-    Same arguments as :func:`_train_gemm` without ``gemm_fn``.
+    Same arguments as :func:`_train_gemm` without ``gemm_fn``.  The step is written
+    out in full, without helper calls that take arrays (each such call costs
+    atomic reference-count updates; see the section comment); only the layer
+    gradients (:func:`_layer_grads`, once per layer) and float64 sums are calls.
     """
     L = dims.shape[0] - 1
     n_batches = out.shape[1]
@@ -1031,25 +865,37 @@ def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C
     woff, boff, total = _offsets(dims)
     zero = C[_C_ZERO]
     one = C[_C_ONE]
-    scratch = np.empty(1, P.dtype)
+    lo = C[_C_EPS]
+    hi = C[_C_1MEPS]
+    tiny = C[_C_TINY]
+    lr = C[_C_HYPER]
+    # SGD: momentum; Adam: beta1, beta2, eps (unused entries read as 0).
+    h1 = C[_C_HYPER + 1]
+    h2 = C[_C_HYPER + 2] if opt == ADAM else zero
+    h3 = C[_C_HYPER + 3] if opt == ADAM else zero
+    c1 = one - h1
+    c2 = one - h2
+    cast = np.empty(1, P.dtype)  # rounds a number to P's dtype, as the contract does
     G = np.empty(total, P.dtype)
-    # A[l]: layer l's input (A[0] the gathered batch), D[l]: dL/dA[l], both (width, bsz).
-    A = [np.empty((dims[l], bsz), P.dtype) for l in range(L + 1)]
-    D = [np.empty((dims[l], bsz), P.dtype) for l in range(L + 1)]
-    W = [_view(P, woff[l], dims[l], dims[l + 1]) for l in range(L)]
-    gW = [_view(G, woff[l], dims[l], dims[l + 1]) for l in range(L)]
-    b = [P[boff[l] : boff[l] + dims[l + 1]] for l in range(L)]
-    gb = [G[boff[l] : boff[l] + dims[l + 1]] for l in range(L)]
+    # Rows r[l] .. r[l] + dims[l] of A: layer l's input (l = 0: the gathered batch);
+    # the same rows of G2: dL/dA_l.  Both (features, bsz).
+    r = np.empty(L + 1, np.int64)
+    rows = 0
+    for l in range(L + 1):
+        r[l] = rows
+        rows += dims[l]
+    A = np.empty((rows, bsz), P.dtype)
+    G2 = np.empty((rows, bsz), P.dtype)
     k = dims[L]
+    ro_out = r[L]
     float_head = head != SOFTMAX_CE
     Tb = np.empty((k, bsz) if float_head else (1, 1), P.dtype)
     lab = np.empty(bsz, np.int64)
+    # Per-sample scratch: column maxima and sums, and float64 loss terms.
     colmax = np.empty(bsz, P.dtype)
     colsum = np.empty(bsz, P.dtype)
-    colvec = np.empty(k, P.dtype)
     terms = np.empty(bsz)
     n_in = dims[0]
-    X0 = A[0]
     for j in range(n_batches):
         start = j * batch_size
         n = min(batch_size, m - start)
@@ -1057,51 +903,209 @@ def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C
         for i in range(n):
             row = order[start + i]
             for f in range(n_in):
-                X0[f, i] = X[row, f]
+                A[f, i] = X[row, f]
             if float_head:
                 for c in range(k):
                     Tb[c, i] = T[row, c]
             else:
                 lab[i] = labels[row]
+        # ---- forward: Z[c, :] = sum_f W[f, c] A[f, :] + b[c], then the activation
         for l in range(L):
-            Ain = A[l]
-            Z = A[l + 1]
-            Wl = W[l]
-            # Z[c, :] = sum_f W[f, c] A[f, :]  (the bias is added with the activation)
-            for c in range(dims[l + 1]):
+            din = dims[l]
+            dout = dims[l + 1]
+            ri = r[l]
+            ro = r[l + 1]
+            wo = woff[l]
+            bo = boff[l]
+            act = acts[l]
+            for c in range(dout):
+                z = ro + c
+                bc = P[bo + c]
                 for i in range(n):
-                    Z[c, i] = zero
-                for f in range(dims[l]):
-                    w = Wl[f, c]
+                    A[z, i] = zero
+                for f in range(din):
+                    w = P[wo + f * dout + c]
                     for i in range(n):
-                        Z[c, i] += w * Ain[f, i]
-            _bias_act_cols(Z, b[l], n, acts[l], one, zero, colmax, colsum)
-        loss, correct = _head_cols(A[L], D[L], Tb, lab, n, head, C, scratch, colvec, terms)
+                        A[z, i] += w * A[ri + f, i]
+                if act == LINEAR or act == SOFTMAX:  # softmax normalizes per column below
+                    for i in range(n):
+                        A[z, i] += bc
+                elif act == RELU:
+                    for i in range(n):
+                        v = A[z, i] + bc
+                        A[z, i] = zero if v < zero else v
+                elif act == SIGMOID:
+                    for i in range(n):
+                        A[z, i] = _sigmoid(A[z, i] + bc, one)
+                elif act == TANH:
+                    for i in range(n):
+                        A[z, i] = np.tanh(A[z, i] + bc)
+            if act == SOFTMAX:
+                # softmax(z) = softmax(z - max z): exp() of non-positive numbers only.
+                for i in range(n):
+                    colmax[i] = A[ro, i]
+                for c in range(1, dout):
+                    for i in range(n):
+                        colmax[i] = max(colmax[i], A[ro + c, i])
+                for i in range(n):
+                    colsum[i] = zero
+                for c in range(dout):
+                    for i in range(n):
+                        e = fast_exp(A[ro + c, i] - colmax[i])
+                        A[ro + c, i] = e
+                        colsum[i] += e
+                for c in range(dout):
+                    for i in range(n):
+                        A[ro + c, i] = A[ro + c, i] / colsum[i]
+        # ---- loss head on O = A[ro_out : ro_out + k]: dL/dO into G2's same rows
+        loss = 0.0
+        correct = 0
+        cast[0] = n
+        nf = cast[0]
+        if head == SOFTMAX_CE:
+            for i in range(n):
+                mx = A[ro_out, i]
+                for c in range(1, k):
+                    mx = max(mx, A[ro_out + c, i])
+                s = zero
+                for c in range(k):
+                    e = fast_exp(A[ro_out + c, i] - mx)
+                    G2[ro_out + c, i] = e
+                    s += e
+                li = lab[i]
+                # -log softmax(o)_lab = log(sum exp(o - max)) - (o_lab - max)
+                loss += fast_log(s) - (A[ro_out + li, i] - mx)
+                for c in range(k):
+                    G2[ro_out + c, i] = G2[ro_out + c, i] / s
+                G2[ro_out + li, i] -= one
+                for c in range(k):
+                    G2[ro_out + c, i] = G2[ro_out + c, i] / nf
+                best = 0  # argmax, a NaN counting as the maximum (as np.argmax)
+                for c in range(1, k):
+                    if not A[ro_out + best, i] >= A[ro_out + c, i] and (
+                        A[ro_out + best, i] == A[ro_out + best, i]
+                    ):
+                        best = c
+                if best == li:
+                    correct += 1
+            loss = loss / n
+        else:
+            cast[0] = n * k
+            size = cast[0]
+            cast[0] = 2.0 / (n * k)
+            coef = cast[0]
+            # Per-element loss terms go to ``terms`` (float64) and are summed after:
+            # a running sum inside these loops would keep them scalar.
+            for c in range(k):
+                o = ro_out + c
+                if head == MSE:
+                    for i in range(n):
+                        diff = A[o, i] - Tb[c, i]
+                        terms[i] = diff * diff
+                        G2[o, i] = coef * diff
+                elif head == SIGMOID_CE:
+                    for i in range(n):
+                        z = A[o, i]
+                        t = Tb[c, i]
+                        # -(t log s + (1-t) log(1-s)) without log(0) or overflowing exp.
+                        terms[i] = max(z, zero) - z * t + fast_log1p(fast_exp(-abs(z)))
+                        G2[o, i] = (_sigmoid(z, one) - t) / size
+                elif head == BCE:
+                    for i in range(n):
+                        y = A[o, i]
+                        t = Tb[c, i]
+                        p = min(max(y, lo), hi)
+                        terms[i] = -(t * fast_log(p) + (one - t) * fast_log(one - p))
+                        # The clip's derivative is zero outside [eps, 1 - eps].
+                        inside = y >= lo and y <= hi
+                        G2[o, i] = (p - t) / (p * (one - p)) / size if inside else zero
+                else:  # CCE
+                    for i in range(n):
+                        y = A[o, i]
+                        t = Tb[c, i]
+                        p = max(y, lo)
+                        terms[i] = -t * fast_log(p)
+                        G2[o, i] = -t / p / nf if y >= lo else zero
+                loss += _sum_row64(terms, n)
+            loss = loss / n if head == CCE else loss / (n * k)
+            for i in range(n):
+                if k > 1:
+                    bo_, bt = 0, 0  # argmax of output and target, NaN as the maximum
+                    for c in range(1, k):
+                        if not A[ro_out + bo_, i] >= A[ro_out + c, i] and (
+                            A[ro_out + bo_, i] == A[ro_out + bo_, i]
+                        ):
+                            bo_ = c
+                        if not Tb[bt, i] >= Tb[c, i] and Tb[bt, i] == Tb[bt, i]:
+                            bt = c
+                    if bo_ == bt:
+                        correct += 1
+                else:
+                    threshold = 0.0 if head == SIGMOID_CE else 0.5
+                    if (A[ro_out, i] > threshold) == (Tb[0, i] > 0.5):
+                        correct += 1
         out[0, j] = loss
         out[1, j] = correct
+        # ---- backward: dZ from dY in place, the layer's gradients, then dL/dA_l
         for l in range(L - 1, -1, -1):
-            dZ = D[l + 1]
-            _act_backward_cols(dZ, A[l + 1], n, acts[l], one, zero, colsum)
-            Ain = A[l]
-            gWl = gW[l]
-            gbl = gb[l]
-            for c in range(dims[l + 1]):
-                gbl[c] = _sum_row(dZ, c, n)
-            for f in range(dims[l]):
-                for c in range(dims[l + 1]):
-                    gWl[f, c] = _dot_rows(Ain, f, dZ, c, n)
+            din = dims[l]
+            dout = dims[l + 1]
+            ri = r[l]
+            ro = r[l + 1]
+            wo = woff[l]
+            act = acts[l]
+            if act == SOFTMAX:
+                # dZ = Y * (dY - sum_c dY_c Y_c), the sum taken per sample (column)
+                for i in range(n):
+                    colsum[i] = zero
+                for c in range(ro, ro + dout):
+                    for i in range(n):
+                        colsum[i] += G2[c, i] * A[c, i]
+                for c in range(ro, ro + dout):
+                    for i in range(n):
+                        G2[c, i] = A[c, i] * (G2[c, i] - colsum[i])
+            elif act != LINEAR:
+                for c in range(ro, ro + dout):
+                    if act == SIGMOID:
+                        for i in range(n):
+                            G2[c, i] = G2[c, i] * A[c, i] * (one - A[c, i])
+                    elif act == RELU:
+                        # Y = max(Z, 0), so Z > 0 exactly where Y > 0.
+                        for i in range(n):
+                            G2[c, i] = G2[c, i] if A[c, i] > zero else zero
+                    else:  # TANH
+                        for i in range(n):
+                            G2[c, i] = G2[c, i] * (one - A[c, i] * A[c, i])
+            _layer_grads(A, G2, G, ri, ro, din, dout, wo, boff[l], n)
             if l > 0:
                 # dA[f, :] = sum_c W[f, c] dZ[c, :]
-                dA = D[l]
-                Wl = W[l]
-                for f in range(dims[l]):
+                for f in range(din):
                     for i in range(n):
-                        dA[f, i] = zero
-                    for c in range(dims[l + 1]):
-                        w = Wl[f, c]
+                        G2[ri + f, i] = zero
+                    for c in range(dout):
+                        w = P[wo + f * dout + c]
                         for i in range(n):
-                            dA[f, i] += w * dZ[c, i]
-        _optimizer_step(P, G, S, opt, C, step + j + 1, scratch)
+                            G2[ri + f, i] += w * G2[ro + c, i]
+        # ---- optimizer update (see _optimizer_step for the order and the flush)
+        if opt == SGD:
+            for p in range(total):
+                v = h1 * S[0, p] - lr * G[p]
+                S[0, p] = zero if abs(v) < tiny else v
+                P[p] += v
+        else:
+            cast[0] = step + j + 1  # beta**step computed in the dtype, as numpy does
+            tt = cast[0]
+            m_scale = one / (one - h1**tt)
+            v_scale = one / (one - h2**tt)
+            for p in range(total):
+                g = G[p]
+                mp = h1 * S[0, p] + c1 * g
+                vp = h2 * S[1, p] + c2 * (g * g)
+                mp = zero if abs(mp) < tiny else mp
+                vp = zero if vp < tiny else vp
+                S[0, p] = mp
+                S[1, p] = vp
+                P[p] -= lr * (mp * m_scale) / (np.sqrt(vp * v_scale) + h3)
 
 
 # ------------------------------------------------------------------------ Python side
