@@ -179,6 +179,22 @@ def test_matches_contract_default(arch, head, optimizer, dtype, path):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("head", HEADS)
+def test_repeated_and_reordered_batches(head, dtype, path):
+    """Batches repeating the previous one's rows (full-batch epochs without
+    shuffling: the small loop then keeps the gathered batch), then the same rows
+    reordered, a different set and back: every batch must see its own rows."""
+    dims, hidden = (3, 5, 4), ("tanh",)
+    ident = np.arange(6)
+    order = np.concatenate(
+        [ident, ident, ident[::-1], ident[::-1], [0, 1, 2, 3, 4, 0], ident]
+    ).astype(np.int64)
+    reference, fused = run_both(dims, hidden, head, "sgd", dtype, order, 6, step=0, N=6)
+    assert len(fused[3][0]) == 6
+    assert_matches(reference, fused, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_batch_of_one_and_whole_set(optimizer, dtype, path):
     """Sample-by-sample training (batch 1) and one full batch larger than ``order``."""

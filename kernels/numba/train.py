@@ -896,19 +896,32 @@ def _train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C
     colsum = np.empty(bsz, P.dtype)
     terms = np.empty(bsz)
     n_in = dims[0]
+    prev = -1  # start of the previous batch in ``order``
+    prev_n = 0
     for j in range(n_batches):
         start = j * batch_size
         n = min(batch_size, m - start)
-        # Gather the batch transposed: features x samples.
-        for i in range(n):
-            row = order[start + i]
-            for f in range(n_in):
-                A[f, i] = X[row, f]
-            if float_head:
-                for c in range(k):
-                    Tb[c, i] = T[row, c]
-            else:
-                lab[i] = labels[row]
+        # Gather the batch transposed: features x samples -- unless it holds the same
+        # rows in the same order as the previous one (full-batch training without
+        # shuffling, as the tutorials do): A[:n_in] and the targets are unchanged.
+        same = n == prev_n
+        if same:
+            for i in range(n):
+                if order[start + i] != order[prev + i]:
+                    same = False
+                    break
+        prev = start
+        prev_n = n
+        if not same:
+            for i in range(n):
+                row = order[start + i]
+                for f in range(n_in):
+                    A[f, i] = X[row, f]
+                if float_head:
+                    for c in range(k):
+                        Tb[c, i] = T[row, c]
+                else:
+                    lab[i] = labels[row]
         # ---- forward: Z[c, :] = sum_f W[f, c] A[f, :] + b[c], then the activation
         for l in range(L):
             din = dims[l]
