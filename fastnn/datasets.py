@@ -136,23 +136,30 @@ class DatasetNotFoundError(FileNotFoundError):
 # --------------------------------------------------------------------------- IDX
 
 
-def read_idx(path, expected_magic: int | None = None) -> np.ndarray:
+def read_idx(path, expected_magic: int | None = None, dtype=np.uint8) -> np.ndarray:
     """Read one gzip-compressed IDX file of unsigned bytes, strictly.
 
-    Returns a writeable ``uint8`` array shaped by the file's header (``(n,)`` for
-    labels, ``(n, rows, cols)`` for images).  Raises :class:`DatasetError` naming
-    ``path`` for a bad gzip stream (corrupt, truncated, CRC error), an unexpected
-    magic number, a payload that is shorter or longer than the header says.
+    Returns a writeable array of ``dtype`` (default ``uint8``: the bytes as they
+    are) shaped by the file's header (``(n,)`` for labels, ``(n, rows, cols)`` for
+    images).  Another dtype is filled while decompressing, a chunk at a time, so
+    no full-size ``uint8`` copy is ever held next to it.  Raises
+    :class:`DatasetError` naming ``path`` for a bad gzip stream (corrupt,
+    truncated, CRC error), an unexpected magic number, a payload that is shorter
+    or longer than the header says.
     """
     path = Path(path)
     # Opening errors (missing file, permissions) propagate as they are; only what
     # comes out of the gzip stream is judged below.
     with open(path, "rb") as raw:
         compressed_size = os.fstat(raw.fileno()).st_size
-        return _parse_idx(raw, path, expected_magic, compressed_size)
+        return _parse_idx(raw, path, expected_magic, compressed_size, np.dtype(dtype))
 
 
-def _parse_idx(raw, path: Path, expected_magic, compressed_size: int) -> np.ndarray:
+#: Bytes decompressed per step when converting to another dtype while reading.
+_CHUNK = 1 << 20
+
+
+def _parse_idx(raw, path: Path, expected_magic, compressed_size: int, dtype) -> np.ndarray:
     try:
         with gzip.GzipFile(fileobj=raw, mode="rb") as f:
             head = _read_exactly(f, 4, path, "magic number")
@@ -179,8 +186,20 @@ def _parse_idx(raw, path: Path, expected_magic, compressed_size: int) -> np.ndar
                     f"{path}: IDX header claims shape {dims} ({size} bytes), more than a "
                     f"{compressed_size}-byte gzip file can hold: corrupt header"
                 )
-            buf = bytearray(size)
-            got = f.readinto(buf) if size else 0
+            if dtype == np.uint8:
+                buf = bytearray(size)
+                got = f.readinto(buf) if size else 0
+                out = np.frombuffer(buf, dtype=np.uint8)
+            else:
+                out = np.empty(size, dtype)
+                chunk = bytearray(min(size, _CHUNK))
+                got = 0
+                while got < size:
+                    n = f.readinto(memoryview(chunk)[: min(_CHUNK, size - got)])
+                    if n == 0:
+                        break
+                    out[got : got + n] = np.frombuffer(chunk, np.uint8, n)
+                    got += n
             if got != size:
                 raise DatasetError(
                     f"{path}: truncated IDX payload: header says shape {dims} "
@@ -198,7 +217,7 @@ def _parse_idx(raw, path: Path, expected_magic, compressed_size: int) -> np.ndar
     except (OSError, EOFError, zlib.error) as exc:
         # gzip.BadGzipFile (an OSError) for bad headers/CRC, EOFError for truncation.
         raise DatasetError(f"{path}: corrupt or truncated gzip file ({exc})") from exc
-    return np.frombuffer(buf, dtype=np.uint8).reshape(dims)
+    return out.reshape(dims)
 
 
 def _read_exactly(f, n: int, path: Path, what: str) -> bytes:
@@ -208,8 +227,8 @@ def _read_exactly(f, n: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_images(path: Path) -> np.ndarray:
-    images = read_idx(path, IMAGES_MAGIC)
+def _read_images(path: Path, dtype=np.uint8) -> np.ndarray:
+    images = read_idx(path, IMAGES_MAGIC, dtype)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise DatasetError(
             f"{path}: images must be {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}, "
@@ -419,20 +438,16 @@ def load_fashion_mnist(path=None, dtype="float32", normalize=True, *, download=T
         ("train", TRAIN_IMAGES, TRAIN_LABELS),
         ("test", TEST_IMAGES, TEST_LABELS),
     ):
-        images = _read_images(directory / img_name)
+        images = _read_images(directory / img_name, dt)
         labels = _read_labels(directory / lab_name)
         if images.shape[0] != labels.shape[0]:
             raise DatasetError(
                 f"{directory}: {img_name} holds {images.shape[0]} images but {lab_name} "
                 f"holds {labels.shape[0]} labels"
             )
-        x = images.reshape(images.shape[0], -1)
-        if dt == np.uint8:
-            pass
-        else:
-            x = x.astype(dt)
-            if normalize:
-                x /= dt.type(255)  # correctly rounded per element, exact 0 and 1
+        x = images.reshape(images.shape[0], -1)  # already of dtype dt (read_idx)
+        if dt != np.uint8 and normalize:
+            x /= dt.type(255)  # correctly rounded per element, exact 0 and 1
         arrays[split] = (x, labels.astype(np.int64))
     return arrays["train"], arrays["test"]
 

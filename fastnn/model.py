@@ -430,7 +430,10 @@ class Sequential:
         X = self._check_x(x)
         self._ensure_built(X.shape[1])
         ops = self._ops()
-        if batch_size is None or batch_size >= len(X):
+        # Without a batch size, chunks of CHUNK_ROWS rows bound the hidden layers'
+        # temporary activations (a 10,000 x 256 float32 layer is 10 MB per array).
+        batch_size = batch_size or CHUNK_ROWS
+        if batch_size >= len(X):
             return self._forward(ops, X)[1]
         parts = [self._forward(ops, X[i : i + batch_size])[1] for i in range(0, len(X), batch_size)]
         return np.concatenate(parts)
@@ -438,7 +441,7 @@ class Sequential:
     def _evaluate_arrays(self, ops, X, plan, batch_size):
         """(mean loss over samples, accuracy) of ``X`` against ``plan.T``."""
         n = len(X)
-        step = n if batch_size is None else batch_size
+        step = batch_size or CHUNK_ROWS  # chunks bound the temporaries, as in predict
         total = correct = 0.0
         for i in range(0, n, step):
             Xb, Tb = X[i : i + step], plan.T[i : i + step]
