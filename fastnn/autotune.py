@@ -43,6 +43,9 @@ REPEATS = 7
 #: Stop timing a shape class once a candidate has used this many seconds.
 TIME_BUDGET_S = 0.5
 
+#: Minimum duration of one timing sample (short calls are repeated to fill it).
+SAMPLE_S = 2e-4
+
 #: Only switch away from the preferred backend when another is clearly faster:
 #: differences under 3% are within run-to-run noise here and not worth a switch.
 MARGIN = 0.97
@@ -79,8 +82,18 @@ def shape_key(op: str, args) -> str:
     return f"{op}|{dtype}|{'x'.join(str(_bucket(d)) for d in dims)}|{','.join(names)}"
 
 
+def _kernel_sources() -> list[str]:
+    """Digests of the backends' source files: a kernel edit invalidates the choices
+    (the package version alone does not change between development commits)."""
+    import fastnn.kernels as kernels_pkg
+
+    root = Path(kernels_pkg.__file__).parent
+    return [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(root.rglob("*.py"))]
+
+
 def machine_fingerprint() -> str:
-    """What the choices depend on: CPU, core count and the library versions."""
+    """What the choices depend on: CPU, core count, the library versions and the
+    kernels' sources."""
     import fastnn
 
     parts = [platform.machine(), platform.processor(), str(os.cpu_count())]
@@ -89,7 +102,7 @@ def machine_fingerprint() -> str:
             parts += sorted({line for line in f if line.startswith(("model name", "flags"))})
     except OSError:
         pass
-    parts += [np.__version__, fastnn.__version__]
+    parts += [np.__version__, fastnn.__version__, *_kernel_sources()]
     try:
         import numba
 
@@ -175,19 +188,33 @@ def _fresh_args(op: str, args):
 
 
 def measure(op: str, args, candidates) -> dict[str, float]:
-    """Median seconds per call of ``op`` on each candidate, timed alternately."""
+    """Median seconds per call of ``op`` on each candidate, timed alternately.
+
+    A sample is ``number`` consecutive calls lasting at least :data:`SAMPLE_S`
+    (calibrated on the fastest candidate's warm call, the same count for all):
+    single calls of a few microseconds are dominated by timer and cache effects
+    and ranked the backends wrongly.
+    """
     impls = {name: dispatch._load(name) for name in candidates}
-    for impl in impls.values():
+    first = {}
+    for name, impl in impls.items():
         getattr(impl, op)(*_fresh_args(op, args))  # warm-up: JIT compile or cache load
+        call_args = _fresh_args(op, args)
+        t0 = time.perf_counter()
+        getattr(impl, op)(*call_args)
+        first[name] = time.perf_counter() - t0
+    number = max(1, min(1000, int(SAMPLE_S / max(min(first.values()), 1e-7))))
     times: dict[str, list[float]] = {name: [] for name in impls}
     spent = 0.0
     for _ in range(REPEATS):
         for name, impl in impls.items():
-            call_args = _fresh_args(op, args)
+            fn = getattr(impl, op)
+            call_args = _fresh_args(op, args)  # in-place updates may repeat on one copy
             t0 = time.perf_counter()
-            getattr(impl, op)(*call_args)
+            for _ in range(number):
+                fn(*call_args)
             dt = time.perf_counter() - t0
-            times[name].append(dt)
+            times[name].append(dt / number)
             spent += dt
         if spent > TIME_BUDGET_S * len(impls):
             break
@@ -203,11 +230,24 @@ def choose(seconds: dict[str, float]) -> str:
 
 
 def _call_signature(op: str, args):
-    """A cheap exact key for the per-process memo: op, dtypes, shapes and names.
+    """A cheap exact key for the per-process memo: op, dtype, the dimensions and names
+    :func:`shape_key` classifies (so equal signatures always get the same choice).
 
-    Much cheaper than :func:`shape_key` (no string formatting), so a call whose
-    exact shapes were seen before pays only a tuple build and a dict lookup.
+    Much cheaper than :func:`shape_key` (no string formatting, only the arguments
+    that matter), so a call whose exact shapes were seen before pays a few
+    attribute reads and a dict lookup: on 2-microsecond ops that overhead decides
+    whether ``auto`` keeps up with the backend it picked.
     """
+    if op == "dense_forward":  # X, W, b, activation
+        X = args[0]
+        return (op, X.dtype.char, X.shape, args[1].shape[1], args[3])
+    if op == "dense_backward":  # dY, X, W, Z, Y, activation
+        X = args[1]
+        return (op, X.dtype.char, X.shape, args[2].shape[1], args[5])
+    if op == "sgd_update" or op == "adam_update":  # param first
+        return (op, args[0].dtype.char, args[0].size)
+    if op == "loss":  # name, Y, T
+        return (op, args[0], args[1].dtype.char, args[1].shape)
     if op == "train_batches":
         Ws, X = args[0], args[3]
         return (op, X.dtype.char, X.shape[1], tuple(W.shape[1] for W in Ws), *args[6:9],

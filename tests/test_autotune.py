@@ -107,3 +107,37 @@ def test_autotune_off_uses_default_backend(table, monkeypatch):
 
 def test_get_ops_auto_is_autoops():
     assert isinstance(fastnn.get_ops("auto"), autotune.AutoOps)
+
+
+def _calls():
+    """Calls of every op over a few dtypes, shapes and names (arguments only)."""
+    rng = np.random.default_rng(0)
+    calls = []
+    for dt in (np.float32, np.float64):
+        for n, n_in, n_out in ((1, 3, 4), (5, 3, 4), (5, 6, 4), (5, 3, 9), (300, 3, 4)):
+            X = rng.random((n, n_in)).astype(dt)
+            W = rng.random((n_in, n_out)).astype(dt)
+            b = np.zeros(n_out, dt)
+            Z = rng.random((n, n_out)).astype(dt)
+            labels = np.zeros(n, np.int64)
+            for act in ("relu", "sigmoid"):
+                calls.append(("dense_forward", (X, W, b, act)))
+                calls.append(("dense_backward", (Z, X, W, Z, Z, act)))
+            for name in ("mse", "binary_crossentropy"):
+                calls.append(("loss", (name, Z, Z)))
+            calls.append(("softmax_cross_entropy", (Z, labels)))
+            calls.append(("sigmoid_cross_entropy", (Z, Z)))
+            calls.append(("sgd_update", (W, W, W, dt(0.1), dt(0.9))))
+            calls.append(("adam_update", (W, W, W, W, 3, dt(1e-3), dt(0.9), dt(0.999), dt(1e-7))))
+    return calls
+
+
+def test_memo_signature_never_merges_calls_of_different_shape_classes():
+    """auto memoises its choice per exact call signature; two calls with the same
+    signature must fall in the same measured shape class, or the memo would hand
+    one of them the other's backend."""
+    calls = _calls()
+    for op_a, args_a in calls:
+        for op_b, args_b in calls:
+            if autotune._call_signature(op_a, args_a) == autotune._call_signature(op_b, args_b):
+                assert autotune.shape_key(op_a, args_a) == autotune.shape_key(op_b, args_b)
