@@ -1,7 +1,8 @@
 """``fastnn bench``: fastnn's performance regimes side by side, measured in one process.
 
 Every figure is a ratio taken in the same run: the runners of one case are timed
-alternately (round-robin, order rotated each repeat), each after a warm-up call
+alternately (round-robin, a new order each repeat; epochs after 0.3 s of idle,
+so no runner pays for the pools another left spinning), each after a warm-up call
 that absorbs JIT compilation, autotuning and first-touch allocation, and each
 reported as the median over the repeats.  Three regimes (the targets come from
 the performance issue and are checked in the ``targets`` column):
@@ -35,6 +36,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -74,6 +76,8 @@ OPTIMIZER_SHAPES: tuple[tuple[int, int], ...] = ((256, 10), (784, 256), (1024, 1
 MLP_LAYERS: tuple[int, ...] = (784, 256, 10)
 #: (name, optimizer, batch size) of the epoch regime.
 EPOCH_CASES: tuple[tuple[str, str, int], ...] = (("sgd-b256", "sgd", 256), ("adam-b32", "adam", 32))
+#: Idle seconds before each timed epoch (see :func:`measure_alternating`).
+EPOCH_SETTLE_S = 0.3
 #: Samples per epoch in ``--quick`` mode (full mode uses all 60,000).
 QUICK_EPOCH_SAMPLES = 4096
 
@@ -572,14 +576,18 @@ def measure_alternating(
     repeats: int,
     min_time: float,
     units: float = 1.0,
+    settle: float = 0.0,
 ) -> dict[str, float]:
     """Median seconds per unit of each callable, timed round-robin.
 
     Each callable is called once untimed (warm-up: JIT compile, autotune, first
     allocation), then (if ``min_time > 0``) timed once to choose how many calls make
-    one sample of at least ``min_time`` seconds; then ``repeats`` samples are taken in turn, the
-    order rotated every round so no runner always follows the same neighbour.
-    ``units`` is the number of units (e.g. steps) one call performs.
+    one sample of at least ``min_time`` seconds; then ``repeats`` samples are taken
+    in turn, in a new (seeded) order every round so no runner always follows the
+    same neighbour.  ``units`` is the number of units (e.g. steps) one call
+    performs.  ``settle`` seconds of idle precede each sample: thread pools left
+    spin-waiting by the previous runner (OpenBLAS's idle threads spin about 0.1 s)
+    then no longer share the cores with the next one.
     """
     names = list(calls)
     for name in names:
@@ -592,10 +600,14 @@ def measure_alternating(
             dt = time.perf_counter() - t0
             number[name] = max(1, math.ceil(min_time / max(dt, 1e-9)))
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+    shuffler = random.Random(0)
+    for _ in range(repeats):
+        order = names[:]
+        shuffler.shuffle(order)
+        for name in order:
             fn, count = calls[name], number[name]
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(count):
                 fn()
@@ -616,7 +628,12 @@ def gemm_rate(dtype, n: int = 2048, repeats: int = 5) -> float:
 
 
 def _run_case(
-    case: Case, builders: dict[str, Callable[[], Callable]], repeats, min_time, units=1.0
+    case: Case,
+    builders: dict[str, Callable[[], Callable]],
+    repeats,
+    min_time,
+    units=1.0,
+    settle=0.0,
 ):
     """Build each runner's callable (recording ``n/a`` for unavailable ones) and measure."""
     calls = {}
@@ -627,7 +644,7 @@ def _run_case(
             case.status[runner] = f"n/a: {exc}"
     if calls:
         try:
-            times = measure_alternating(calls, repeats, min_time, units)
+            times = measure_alternating(calls, repeats, min_time, units, settle)
         except Unavailable as exc:  # raised lazily on first call by some runners
             for runner in calls:
                 case.status[runner] = f"n/a: {exc}"
@@ -712,7 +729,9 @@ def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
         builders = {
             r: (lambda r=r, o=optimizer, bs=batch_size: epoch_call(r, X, y, o, bs)) for r in runners
         }
-        _run_case(case, builders, repeats, min_time=0.0)
+        # Epochs measure training, not pool switches (alternate_pools.py measures those):
+        # each sample starts once the previous runner's idle threads stopped spinning.
+        _run_case(case, builders, repeats, min_time=0.0, settle=EPOCH_SETTLE_S)
         case.seconds["gemm-floor"] = flops / gemm32
         case.status["gemm-floor"] = "ok"
         cases.append(case)
