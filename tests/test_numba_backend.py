@@ -407,7 +407,7 @@ def test_backend_kernels_share_config():
             continue  # options of the fused training loop are its own module's
         assert d.targetoptions.get("error_model") == "numpy", name
         assert d.targetoptions.get("nogil") is True, name
-        reduction = name.endswith((".row_sum", ".gemm_nt"))
+        reduction = name.endswith((".row_sum", ".gemm_nt", "._sum64"))
         expected = config.FASTMATH_REDUCE if reduction else config.FASTMATH
         assert d.targetoptions.get("fastmath") == expected, name
     # reassociation may cancel digits outside pure sums (b2 v + (1 - b2) g^2)

@@ -28,8 +28,10 @@ Choices, and why:
   cancels (measured: 3.6e-5 relative error in a float32 Adam moment).
 * ``JIT_REDUCE`` (``FASTMATH_REDUCE`` = ``FASTMATH`` + ``reassoc``) -- only for
   kernels that are pure sums or dot products (:func:`~.kernels.row_sum`,
-  :func:`~.gemm.gemm_nt`): there reassociation just reorders the sum so it can be
-  vectorized, changing the result by rounding only (as BLAS does).
+  :func:`~.kernels._sum64`, :func:`~.gemm.gemm_nt`, the trainer's
+  :func:`~.train._layer_grads` and ``_sum_row64``): there reassociation just
+  reorders the sum so it can be vectorized, changing the result by rounding only
+  (as BLAS does).
 * ``parallel=True`` only in ``JIT_PARALLEL``, for the one kernel that earns it: the
   trainer of wide networks (:func:`~.train._train_gemm_par`), where each thread
   does a whole slice of a batch (gather, products, epilogues) and calls NumPy's

@@ -38,6 +38,7 @@ from numba import njit
 
 from .config import JIT, JIT_REDUCE
 from .gemm import gemm_nn, gemm_nt, gemm_tn
+from .mathfn import fast_log
 
 ACT_LINEAR = 0
 ACT_SIGMOID = 1
@@ -312,34 +313,49 @@ def mse(Y, T, dY):
     return total / (n * k)
 
 
+@njit(**JIT_REDUCE)
+def _sum64(v):
+    """sum of a float64 vector; reassociation lets the reduction vectorize."""
+    s = 0.0
+    for i in range(v.shape[0]):
+        s += v[i]
+    return s
+
+
 @njit(**JIT)
 def binary_crossentropy(Y, T, lo, hi, dY):
     """Mean of ``-(T log P + (1-T) log(1-P))`` with ``P = clip(Y, lo, hi)``.
 
     ``lo = eps``, ``hi = 1 - eps`` in the arrays' dtype.  ``dY`` is the derivative
-    of the clipped expression: zero where ``Y`` lies outside ``[lo, hi]``.
+    of the clipped expression: zero where ``Y`` lies outside ``[lo, hi]``.  One
+    loop over all elements (C-contiguous arrays, flattened) with an inlined,
+    vectorizable log; the terms go to a float64 buffer summed afterwards, since
+    a running float64 sum would keep the loop scalar.
     """
     n, k = Y.shape
-    size = Y.dtype.type(n * k)
+    m = n * k
+    size = Y.dtype.type(m)
     zero = Y.dtype.type(0.0)
     one = Y.dtype.type(1.0)
-    total = 0.0
-    for i in range(n):
-        for j in range(k):
-            y = Y[i, j]
-            t = T[i, j]
-            # explicit compares keep NaN as NaN (min/max could drop it)
-            p = y
-            if p < lo:
-                p = lo
-            if p > hi:
-                p = hi
-            # log in the arrays' dtype (a few ulp relative, like the reference's
-            # rounding of its result), accumulated in float64
-            total -= np.float64(t * np.log(p) + (one - t) * np.log(one - p))
-            inside = (y >= lo) and (y <= hi)
-            dY[i, j] = (p - t) / (p * (one - p)) / size if inside else zero
-    return total / (n * k)
+    Yf = Y.reshape(m)
+    Tf = T.reshape(m)
+    dYf = dY.reshape(m)
+    terms = np.empty(m)
+    for i in range(m):
+        y = Yf[i]
+        t = Tf[i]
+        # explicit compares keep NaN as NaN (min/max could drop it)
+        p = y
+        if p < lo:
+            p = lo
+        if p > hi:
+            p = hi
+        # log in the arrays' dtype (rounded once from float64: within an ulp),
+        # accumulated in float64
+        terms[i] = np.float64(t * fast_log(p) + (one - t) * fast_log(one - p))
+        inside = (y >= lo) and (y <= hi)
+        dYf[i] = (p - t) / (p * (one - p)) / size if inside else zero
+    return -_sum64(terms) / m
 
 
 @njit(**JIT)
