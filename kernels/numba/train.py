@@ -7,25 +7,30 @@ not once per op and step.  The numbers are those of the contract's default
 composition (:meth:`fastnn.kernels.contract.Ops.train_batches`) within float
 rounding: same formulas, same dtype, different summation order.
 
-Two compiled loops share one argument layout:
+Three compiled loops share one argument layout:
 
 * :func:`_train_small` -- every layer at most :data:`SMALL_WIDTH` units wide
   (the tutorials' tiny nets).  Activations are kept *batch-minor*,
   ``(features, n)``, so every inner loop runs over the batch, contiguous, and
   the compiler vectorizes it; matrix products are plain loops (a BLAS call
   would cost more than the work).
-* :func:`_train_gemm` -- wider layers.  Activations are batch-major ``(n,
-  features)`` and the three products per layer go to NumPy's OpenBLAS (called
-  from compiled code, so the process keeps one BLAS thread pool); bias and
-  activation are applied in one pass over the product, the activation's
-  derivative and ``db`` in one pass before the backward products.  The gradient
-  of the first layer's input is never formed: nothing uses it.
+* :func:`_train_gemm` -- wider layers, one thread of ours.  Activations are
+  batch-major ``(n, features)`` and the three products per layer go to NumPy's
+  OpenBLAS (called from compiled code, so the process keeps one BLAS thread
+  pool); bias and activation are applied in one pass over the product, the
+  activation's derivative and ``db`` in one pass before the backward products.
+  The gradient of the first layer's input is never formed: nothing uses it.
+  Plain SGD is folded into the weight-gradient product (``W += -lr A^T dZ``).
+* :func:`_train_gemm_par` -- the same on several threads in Numba's pool, each
+  doing a slice of every phase with NumPy's OpenBLAS limited to one thread
+  (:func:`parallel_threads` decides; used when more than one thread is allowed).
 
 Parameters cross into compiled code as one flat buffer ``P`` in contract order
 (``W0`` row-major, ``b0``, ``W1``, ``b1``, ...), gradients in a buffer ``G`` of the
 same layout and optimizer state as ``S: (n_state, P.size)``, so the update is a
 single loop over all parameters and one compiled specialization per dtype
-serves any number of layers.  All workspaces are allocated once per call.
+serves any number of layers.  All workspaces are allocated once per call; a
+training step allocates nothing.
 """
 
 from __future__ import annotations
