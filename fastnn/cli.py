@@ -107,6 +107,16 @@ def _numba_threading() -> list[str]:
         f"numba threading layer: {active}; requested: {numba.config.THREADING_LAYER}; "
         f"available: {', '.join(available) or 'none'}"
     )
+    try:
+        from fastnn.kernels.numba.train import parallel_threads
+    except ImportError:
+        return lines
+    nt = parallel_threads()
+    lines.append(
+        f"numba trainer of wide layers: {nt} thread(s)"
+        + (" in Numba's pool, each calling NumPy's BLAS single-threaded" if nt > 1 else
+           ", products in NumPy's BLAS pool")
+    )  # fmt: skip
     return lines
 
 
