@@ -248,6 +248,8 @@ def _call_signature(op: str, args):
         return (op, args[0].dtype.char, args[0].size)
     if op == "loss":  # name, Y, T
         return (op, args[0], args[1].dtype.char, args[1].shape)
+    if op == "softmax_cross_entropy" or op == "sigmoid_cross_entropy":  # Z first
+        return (op, args[0].dtype.char, args[0].shape)
     if op == "train_batches":
         Ws, X = args[0], args[3]
         return (op, X.dtype.char, X.shape[1], tuple(W.shape[1] for W in Ws), *args[6:9],
