@@ -43,10 +43,17 @@ from . import validation as chk
 from .callbacks import Callback, History
 from .progress import Progress
 
-#: ``fit`` hands the backend about this many rows per ``train_batches`` call (at
+#: ``fit`` hands the backend at least this many rows per ``train_batches`` call (at
 #: least one batch): enough work to amortize a call, short enough that the progress
 #: bar moves and Ctrl-C is honoured within a fraction of a second.
 CHUNK_ROWS = 8192
+
+#: ... and, when rows are cheap, up to this many forward multiply-adds (rows x
+#: weights) per call: about a tenth of a second of BLAS-bound training here.  A
+#: call costs ~1-2 ms besides its batches (snapshot, argument packing, fresh
+#: workspaces): the Fashion-MNIST MLP (203,264 weights) then makes 2 calls per
+#: epoch instead of 8, which measured 10 ms (4 %) faster per epoch.
+CHUNK_MACS = 6_000_000_000
 
 #: When whole epochs go to one call (tiny full-batch nets, nothing to run between
 #: epochs), a call covers up to this many forward multiply-adds (rows x weights;
@@ -694,7 +701,8 @@ class _Trainer:
         self.sizes = sizes
         self.no_bias = [l for l, layer in enumerate(model._layers) if not layer.use_bias]
         # Bias-free layers are trained one batch per call, their b reset to zero after it.
-        self.chunk = 1 if self.no_bias else max(1, CHUNK_ROWS // self.batch_size)
+        rows = max(CHUNK_ROWS, CHUNK_MACS // sum(layer.W.size for layer in model._layers))
+        self.chunk = 1 if self.no_bias else max(1, rows // self.batch_size)
         self.aligned = N % self.batch_size == 0 and not self.no_bias
         layers = model._layers
         self.Ws = [layer.W for layer in layers]

@@ -191,6 +191,7 @@ def test_keyboard_interrupt_inside_a_training_call_rolls_it_back(backend, monkey
     """Ctrl-C landing inside ``train_batches`` (after it has written half an update)
     leaves the weights and optimizer state of the last completed call."""
     monkeypatch.setattr(model_module, "CHUNK_ROWS", 8)  # one call per 2 batches of 4
+    monkeypatch.setattr(model_module, "CHUNK_MACS", 0)
     model = make_model(backend)
     ops = fastnn.get_ops(backend)
     real = ops.train_batches  # the checked edge: the model's arguments must pass it
@@ -248,6 +249,7 @@ def test_nonfinite_loss_stops_and_restores_last_finite_weights(backend, monkeypa
     # Reference: one batch per call, recording the weights before every update.
     fused_rows = model_module.FUSED_ROWS
     monkeypatch.setattr(model_module, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(model_module, "CHUNK_MACS", 0)
     monkeypatch.setattr(model_module, "FUSED_ROWS", 0)
     ops = fastnn.get_ops(backend)
     real = ops.train_batches  # the checked edge: the model's arguments must pass it
