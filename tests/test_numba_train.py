@@ -370,3 +370,42 @@ def _apply_log1p(x):
     out = np.empty_like(x)
     loop(x, out)
     return out
+
+
+def test_serial_blas_context_restores_the_setting_after_overlapping_uses():
+    """Two threads training at once each limit NumPy's BLAS to one thread; the
+    setting must stay 1 until the last one finishes, then return to what it was."""
+    import threading
+
+    lib = train._numpy_blas()
+    if lib is None:
+        pytest.skip("NumPy's bundled OpenBLAS not found (another BLAS build)")
+    get = lib.scipy_openblas_get_num_threads64_
+    before = get()
+    lib.scipy_openblas_set_num_threads64_(2)
+    try:
+        first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def first():
+            with train._SerialBlas():
+                first_in.set()
+                second_in.wait(5)
+            first_out.set()
+
+        def second():
+            first_in.wait(5)
+            with train._SerialBlas():
+                second_in.set()
+                first_out.wait(5)
+                seen["after_first_exit"] = get()
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen["after_first_exit"] == 1
+        assert get() == 2
+    finally:
+        lib.scipy_openblas_set_num_threads64_(before)

@@ -35,6 +35,8 @@ training step allocates nothing.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -1067,15 +1069,29 @@ def parallel_threads() -> int:
 class _SerialBlas:
     """Context: NumPy's OpenBLAS limited to one thread (the calling thread does the
     work, its pool stays idle), restored on exit.  Process-wide, as every BLAS
-    thread setting is: other threads' products run single-threaded meanwhile."""
+    thread setting is: other threads' products run single-threaded meanwhile.
+    Overlapping uses from several threads are counted: the first entry saves the
+    setting, the last exit restores it."""
+
+    _lock = threading.Lock()
+    _depth = 0
+    _saved = 1
 
     def __enter__(self):
-        lib = _numpy_blas()
-        self.before = lib.scipy_openblas_get_num_threads64_()
-        lib.scipy_openblas_set_num_threads64_(1)
+        cls = type(self)
+        with cls._lock:
+            if cls._depth == 0:
+                lib = _numpy_blas()
+                cls._saved = lib.scipy_openblas_get_num_threads64_()
+                lib.scipy_openblas_set_num_threads64_(1)
+            cls._depth += 1
 
     def __exit__(self, *exc):
-        _numpy_blas().scipy_openblas_set_num_threads64_(self.before)
+        cls = type(self)
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0:
+                _numpy_blas().scipy_openblas_set_num_threads64_(cls._saved)
 
 
 def choose_path(dims) -> str:
