@@ -17,7 +17,8 @@ the performance issue and are checked in the ``targets`` column):
   and the GEMM floor: the epoch's matrix-product FLOPs divided by this machine's
   float32 ``A @ A`` (n=2048) rate, measured in the same run.
 * ``tiny`` -- full-batch training steps of the tutorial nets (XOR 2-8-1, coffee
-  2-3-1, the (10, 15, 5) sigmoid net on 100 samples), per step.
+  2-3-1, the (10, 15, 5) sigmoid net on 100 samples), per step, in float64 (the
+  NumPy tutorials' dtype) for every runner, fastnn's backends and PyTorch alike.
 
 The plain-text table is the default output; ``--json FILE`` writes the raw
 numbers and ``--html DIR`` a self-contained report (:mod:`fastnn.report`).
