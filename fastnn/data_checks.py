@@ -56,6 +56,18 @@ def check_finite(name: str, A: np.ndarray) -> None:
         raise ValueError(f"Input {name} contains infinity or a value too large for {A.dtype!r}.")
 
 
+def _cast_finite(name: str, arr: np.ndarray, dtype) -> np.ndarray:
+    """``arr`` as a C-contiguous array of ``dtype``, checked finite.
+
+    Checked after the cast only: NaN and inf survive it, and a cast that overflows
+    (1e300 -> float32 inf) is caught too.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(name, out)
+    return out
+
+
 def check_2d(name: str, x, dtype) -> np.ndarray:
     """A non-empty, finite, 2-D sample matrix ``(n_samples, n_features)`` of ``dtype``."""
     arr = _as_numeric(name, x)
@@ -75,12 +87,7 @@ def check_2d(name: str, x, dtype) -> np.ndarray:
         raise ValueError(
             f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
-    # Checked after the cast only: NaN and inf survive it, and a cast that
-    # overflows (1e300 -> float32 inf) is caught too.
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite(name, out)
-    return out
+    return _cast_finite(name, arr, dtype)
 
 
 def check_consistent_length(x: np.ndarray, y: np.ndarray) -> None:
@@ -157,7 +164,4 @@ def check_targets(name: str, y, n_outputs: int, dtype) -> np.ndarray:
         raise ValueError(
             f"{name} has {arr.shape[1]} columns, but the output layer has {n_outputs} units"
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite(name, out)
-    return out
+    return _cast_finite(name, arr, dtype)

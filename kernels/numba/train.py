@@ -1006,6 +1006,7 @@ def _constants(dtype, hyper):
 
 
 _NUMPY_BLAS: list = []
+_GEMM_ADDRESS: dict = {}  # dtype char -> address (looked up once per process)
 
 
 def _numpy_blas():
@@ -1043,13 +1044,15 @@ def numpy_gemm_address(dtype) -> int:
     Any BLAS other than NumPy's bundled OpenBLAS (MKL, system BLAS, 32-bit
     integers) gives 0, and the compiled loop falls back to ``np.dot``.
     """
-    import ctypes
+    char = np.dtype(dtype).char
+    address = _GEMM_ADDRESS.get(char)
+    if address is None:
+        import ctypes
 
-    lib = _numpy_blas()
-    if lib is None:
-        return 0
-    fn = getattr(lib, f"scipy_cblas_{'s' if np.dtype(dtype).char == 'f' else 'd'}gemm64_")
-    return ctypes.cast(fn, ctypes.c_void_p).value or 0
+        lib = _numpy_blas()
+        fn = lib and getattr(lib, f"scipy_cblas_{'s' if char == 'f' else 'd'}gemm64_")
+        address = _GEMM_ADDRESS[char] = (ctypes.cast(fn, ctypes.c_void_p).value or 0) if fn else 0
+    return address
 
 
 def parallel_threads() -> int:
