@@ -27,8 +27,7 @@ import warnings
 import numpy as np
 
 from . import data_checks, dispatch
-from . import validation as chk
-from .model import _check_backend
+from .dispatch import validation as chk
 
 
 class ConvergenceWarning(UserWarning):
@@ -53,7 +52,7 @@ class Perceptron:
         if max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
         self.max_epochs = int(max_epochs)
-        self.backend = _check_backend(backend)
+        self.backend = dispatch.parse_backend(backend)
         self.dtype = np.dtype(np.float64)
 
     def _ops(self):

@@ -212,7 +212,7 @@ class Ops(abc.ABC):
             else:
                 value, dY = self.loss(head, out, Tb)
             losses[j] = value
-            correct[j] = _count_correct(out, Tb, head)
+            correct[j] = count_correct(out, Tb, head)
             grads = []
             for l in reversed(range(L)):
                 dY, dW, db = self.dense_backward(dY, A[l], Ws[l], Zs[l], A[l + 1], activations[l])
@@ -234,7 +234,7 @@ class Ops(abc.ABC):
         return f"<{type(self).__name__} backend={self.name!r}>"
 
 
-def _count_correct(out, T, head) -> int:
+def count_correct(out, T, head) -> int:
     """Correct predictions in one batch, as :meth:`Ops.train_batches` defines them."""
     if head == "softmax_cross_entropy":
         return int(np.sum(np.argmax(out, axis=1) == T))

@@ -448,7 +448,7 @@ def test_float32_kernels_stay_float32(kernel):
 
 @pytest.fixture
 def restore_threads():
-    from fastnn import runtime
+    from fastnn.dispatch import runtime
 
     saved = runtime._requested
     before = fastnn.get_num_threads()
@@ -537,7 +537,7 @@ def test_threading_layer_is_thread_safe_when_available():
 
 
 def test_warmup_compiles_everything_needed():
-    from fastnn import runtime
+    from fastnn.dispatch import runtime
 
     with pytest.raises(ValueError, match="float32 or float64"):
         fastnn.warmup(dtypes=("int32",))
@@ -586,7 +586,7 @@ def test_import_compiles_nothing(tmp_path):
         assert "numba" not in sys.modules, "import fastnn imported numba"
         fastnn.set_num_threads(1)
         assert "numba" not in sys.modules, "set_num_threads imported numba"
-        import fastnn.kernels.numba as backend
+        fastnn.get_ops("numba")  # the dispatcher loads the backend
         from numba.core.registry import CPUDispatcher
         from fastnn.kernels.numba import kernels, gemm
         compiled = [n for m in (kernels, gemm) for n, d in vars(m).items()
@@ -608,7 +608,7 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
     code = """
         import numpy as np
         import fastnn
-        from fastnn import runtime
+        from fastnn.dispatch import runtime
         from numba.core.registry import CPUDispatcher
         from fastnn.kernels.numba import kernels, gemm, train
         seconds = fastnn.warmup(dtypes=("float64",))

@@ -20,14 +20,4 @@ from .ops import NumbaOps
 select_threading_layer()
 
 
-def _apply_runtime_settings() -> None:
-    # A thread count set with fastnn.set_num_threads before this backend was
-    # loaded applies to Numba now.
-    from fastnn import runtime
-
-    runtime.numba_backend_loaded()
-
-
-_apply_runtime_settings()
-
 __all__ = ["NumbaOps"]

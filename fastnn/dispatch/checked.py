@@ -1,29 +1,11 @@
-"""Backend selection and the validating edge of the op contract.
+"""The validating edge of the op contract: :class:`CheckedOps`.
 
-The current backend is resolved, most specific first, from:
-
-1. ``with fastnn.use_backend(name):`` -- scoped, nestable, per thread and per
-   asyncio task (a :class:`contextvars.ContextVar`);
-2. ``fastnn.set_backend(name)`` -- the process-wide default;
-3. the ``FASTNN_BACKEND`` environment variable, read once at import;
-4. ``"auto"``.
-
-(A model's ``backend=`` argument is passed to :func:`get_ops` directly and
-wins over all of these without changing them.)
-
-:func:`get_ops` returns a :class:`CheckedOps`: the backend wrapped by one layer
-that validates arguments (shape, dtype, names, label range), makes inputs
-C-contiguous and casts scalars to the arrays' dtype, then calls the backend's
-kernel.  Backends themselves never validate.
+It wraps one backend: validates arguments (shape, dtype, names, label range),
+makes inputs C-contiguous and casts scalars to the arrays' dtype, then calls the
+backend's kernel.  Backends themselves never validate.
 """
 
 from __future__ import annotations
-
-import contextlib
-import contextvars
-import importlib
-import os
-import threading
 
 import numpy as np
 
@@ -37,135 +19,6 @@ from fastnn.kernels.contract import (
 )
 
 from . import validation as chk
-
-ENV_VAR = "FASTNN_BACKEND"
-
-#: Registry: backend name -> (module, class).  Modules are imported on first use.
-BACKENDS: dict[str, tuple[str, str]] = {
-    "python": ("fastnn.kernels.python", "PythonOps"),
-    "numpy": ("fastnn.kernels.numpy", "NumpyOps"),
-    "numba": ("fastnn.kernels.numba", "NumbaOps"),
-}
-
-#: Every name the dispatcher accepts.
-CHOICES: tuple[str, ...] = (*BACKENDS, "auto")
-
-_INSTALL_HINT = {
-    "numba": "install it with `pip install numba scipy` (or `pip install fastnn`)",
-}
-
-_lock = threading.Lock()
-_backend_objects: dict[str, Ops] = {}
-_import_errors: dict[str, BaseException] = {}
-_checked: dict[str, CheckedOps] = {}
-
-_envvalue = os.environ.get(ENV_VAR)
-_default: str = "auto"
-_default_error: str | None = None
-if _envvalue is not None and _envvalue.strip():
-    if _envvalue.strip().lower() in CHOICES:
-        _default = _envvalue.strip().lower()
-    else:
-        # Reported at first use, not at import: importing fastnn never fails on it.
-        _default_error = (
-            f"environment variable {ENV_VAR}={_envvalue!r} is not a valid backend; "
-            f"valid choices are: {', '.join(CHOICES)}"
-        )
-
-_scoped: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastnn_backend", default=None)
-
-
-def _load(name: str) -> Ops | None:
-    """The backend object for ``name``, or None if it cannot be imported here."""
-    if name in _backend_objects:
-        return _backend_objects[name]
-    if name in _import_errors:
-        return None
-    with _lock:
-        if name in _backend_objects:
-            return _backend_objects[name]
-        module_name, class_name = BACKENDS[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            _import_errors[name] = exc
-            return None
-        obj = getattr(module, class_name)()
-        _backend_objects[name] = obj
-        return obj
-
-
-def available_backends() -> list[str]:
-    """Names of the backends that work in this environment (``"auto"`` not included)."""
-    return [name for name in BACKENDS if _load(name) is not None]
-
-
-def _check_choice(name) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"backend name must be a string, got {type(name).__name__}")
-    key = name.strip().lower()
-    if key not in CHOICES:
-        raise ValueError(
-            f"unknown backend {name!r}; available backends: "
-            f"{', '.join([*available_backends(), 'auto'])}"
-        )
-    if key != "auto" and _load(key) is None:
-        hint = _INSTALL_HINT.get(key, "")
-        raise ValueError(
-            f"backend {key!r} is not available here ({_import_errors[key]}); "
-            f"{hint + '; ' if hint else ''}available backends: "
-            f"{', '.join([*available_backends(), 'auto'])}"
-        )
-    return key
-
-
-def get_backend() -> str:
-    """Name of the current backend (may be ``"auto"``)."""
-    scoped = _scoped.get()
-    if scoped is not None:
-        return scoped
-    if _default_error is not None:
-        raise ValueError(_default_error)
-    return _default
-
-
-def set_backend(name: str) -> None:
-    """Set the process-wide default backend.  A bad name leaves it unchanged."""
-    global _default, _default_error
-    key = _check_choice(name)
-    _default, _default_error = key, None
-
-
-@contextlib.contextmanager
-def use_backend(name: str):
-    """Use backend ``name`` inside the ``with`` block (this thread/task only)."""
-    key = _check_choice(name)
-    token = _scoped.set(key)
-    try:
-        yield get_ops(key)
-    finally:
-        _scoped.reset(token)
-
-
-def resolve_auto_backend() -> str:
-    """The backend ``"auto"`` falls back to when no measurement says otherwise."""
-    return "numba" if _load("numba") is not None else "numpy"
-
-
-def get_ops(name: str | None = None) -> CheckedOps:
-    """The validating op object for backend ``name`` (None: the current backend)."""
-    # The current backend is checked too: FASTNN_BACKEND=numba without Numba must fail
-    # here, clearly, not later inside an op.
-    key = _check_choice(get_backend() if name is None else name)
-    ops = _checked.get(key)
-    if ops is None:
-        if key == "auto":
-            from .autotune import AutoOps  # imported only when auto is first used
-
-            ops = _checked.setdefault(key, AutoOps(key, _load(resolve_auto_backend())))
-        else:
-            ops = _checked.setdefault(key, CheckedOps(key, _load(key)))
-    return ops
 
 
 class CheckedOps:
@@ -186,7 +39,7 @@ class CheckedOps:
     def _impl_for(self, op: str, *args) -> Ops:
         """The backend that runs ``op`` on these (validated) arguments.
 
-        A fixed backend always answers itself; ``auto`` (:class:`fastnn.autotune.AutoOps`)
+        A fixed backend always answers itself; ``auto`` (:class:`fastnn.dispatch.autotune.AutoOps`)
         answers from per-machine measurements keyed by op, dtype and shape.
         """
         return self.impl
