@@ -190,9 +190,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         )
 
     def _fit_stochastic(self, ops, X, Y, incremental):
-        params = self.coefs_ + self.intercepts_
         if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = solvers.Optimizer(self, params)
+            self._optimizer = solvers.Optimizer(self, self.coefs_, self.intercepts_)
         elif self._optimizer.state[0][0].dtype != X.dtype:
             self._optimizer.as_dtype(X.dtype)
         if self.early_stopping and incremental:

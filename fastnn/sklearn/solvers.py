@@ -99,9 +99,10 @@ class Optimizer:
     scikit-learn's current rate (``invscaling``/``adaptive`` change it between epochs).
     """
 
-    def __init__(self, est, params):
+    def __init__(self, est, Ws, bs):
         self.name = est.solver
         n_state = 1 if self.name == "sgd" else 2
+        params = [P for W, b in zip(Ws, bs) for P in (W, b)]  # the contract's order
         self.state = [tuple(np.zeros_like(P) for _ in range(n_state)) for P in params]
         self.step = 0
         self.learning_rate_init = float(est.learning_rate_init)
