@@ -50,7 +50,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         classes, y01 = np.unique(y, return_inverse=True)
         if len(classes) != 2:
             raise ValueError(
-                f"Perceptron is a binary classifier: y must hold exactly 2 classes, got "
+                "Only binary classification is supported. Perceptron is one unit: y must "
+                f"hold exactly 2 classes, got "
                 f"{len(classes)} class(es) {classes.tolist()!r}. For more classes use "
                 "fastnn.sklearn.MLPClassifier."
             )
@@ -88,3 +89,8 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return self.classes_[self.rule_.predict(X)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # one unit: two classes only
+        return tags

@@ -70,12 +70,7 @@ class SequentialWrapper(BaseEstimator):
         self.validation_split = validation_split
         self.verbose = verbose
         self.random_state = random_state
-        for key, value in kwargs.items():
-            if not key.startswith(ROUTES):
-                raise TypeError(
-                    f"{type(self).__name__} got an unexpected keyword argument {key!r}; "
-                    f"extra arguments must start with one of {', '.join(ROUTES)}"
-                )
+        for key, value in kwargs.items():  # stored unchecked; fit rejects unrouted names
             setattr(self, key, value)
 
     def _routed(self, prefix):
@@ -88,10 +83,22 @@ class SequentialWrapper(BaseEstimator):
         return params
 
     def set_params(self, **params):
-        routed = {k: params.pop(k) for k in list(params) if k.startswith(ROUTES)}
-        for key, value in routed.items():
+        # Routed names, and (as in __init__) unknown plain names, which fit then rejects.
+        known = set(self._get_param_names())
+        extra = [k for k in params if k.startswith(ROUTES) or ("__" not in k and k not in known)]
+        for key, value in {k: params.pop(k) for k in extra}.items():
             setattr(self, key, value)
         return super().set_params(**params)
+
+    def _check_keywords(self):
+        """Extra ``__init__`` keywords must be routed (``model__``, ``fit__``, ``predict__``)."""
+        known = set(self._get_param_names())
+        for key in vars(self):
+            if not (key in known or key.endswith("_") or key.startswith(("_", *ROUTES))):
+                raise TypeError(
+                    f"{type(self).__name__} got an unexpected keyword argument {key!r}; "
+                    f"extra arguments must start with one of {', '.join(ROUTES)}"
+                )
 
     def _build(self, meta):
         """Call ``model`` with its routed arguments and the metadata it names."""
@@ -113,6 +120,7 @@ class SequentialWrapper(BaseEstimator):
 
     def _fit_model(self, X, make_targets, meta):
         """Build a fresh model, train it on ``(X, make_targets(model))``, keep it in ``model_``."""
+        self._check_keywords()
         rs = check_random_state(self.random_state)
         model_seed, fit_seed = (int(s) for s in rs.randint(0, 2**31 - 1, size=2))
         net = self._build({**meta, "seed": model_seed})
@@ -191,7 +199,8 @@ class SequentialClassifier(ClassifierMixin, SequentialWrapper):
 
     def predict(self, X):
         """Labels ``(n,)`` from ``classes_``: the most probable class."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        P = self.predict_proba(X)
+        return self.classes_[np.argmax(P, axis=1)]
 
 
 class SequentialRegressor(RegressorMixin, SequentialWrapper):
