@@ -338,7 +338,7 @@ class Sequential:
             raise ValueError("the model has no layers")
         arrays = []
         for i, A in enumerate(weights):
-            arr = data_checks._as_numeric(f"weights[{i}]", A)
+            arr = data_checks.as_numeric(f"weights[{i}]", A)
             data_checks.check_finite(f"weights[{i}]", arr)
             arrays.append(arr)
         if not arrays or arrays[0].ndim != 2:
