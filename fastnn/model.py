@@ -728,7 +728,7 @@ class _Trainer:
         # the per-call argument checks of the op edge are skipped (they cost more
         # than hundreds of steps of a tiny net).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            losses_, correct = self.ops.run_validated(
+            losses_, correct = self.ops.run_prevalidated(
                 "train_batches", self.Ws, self.bs, self.activations, self.X, self.plan.T,
                 segment, self.batch_size, self.plan.head, self.opt.name, self.opt.state,
                 tuple(self.dtype.type(h) for h in self.opt.hyper()), self.opt.iterations,

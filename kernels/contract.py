@@ -83,7 +83,8 @@ NEW_OPS: tuple[str, ...] = ("rmsprop_update", "penalty", "dropout_mask")
 
 #: Output heads :meth:`Ops.train_batches` trains against.  The two fused heads take
 #: logits (the last activation is ``"linear"``) and use the stable logit ops.
-HEADS: tuple[str, ...] = ("softmax_cross_entropy", "sigmoid_cross_entropy", *LOSSES)
+LOGIT_HEADS: tuple[str, ...] = ("softmax_cross_entropy", "sigmoid_cross_entropy")
+HEADS: tuple[str, ...] = (*LOGIT_HEADS, *LOSSES)
 
 #: Optimizers every backend and the edge handle today, with their state arrays per
 #: parameter and their REQUIRED hyper-parameters, in order (see :data:`ACTIVATIONS`

@@ -20,10 +20,6 @@ from __future__ import annotations
 import pytest
 
 NUMBA_PENDING_REASON = "numba implementation pending (issue 10 ops: contract extension)"
-EDGE_PENDING_REASON = (
-    "validating edge pending: fastnn/dispatch.py (CheckedOps) does not yet expose the "
-    "issue 10 ops and keywords"
-)
 
 
 def numba_pending(request, backend: str) -> None:
@@ -34,9 +30,3 @@ def numba_pending(request, backend: str) -> None:
     """
     if backend == "numba":
         request.applymarker(pytest.mark.xfail(strict=True, reason=NUMBA_PENDING_REASON))
-
-
-def edge_pending(request) -> None:
-    """Mark the running test as a strict expected failure until the validating edge
-    (``fastnn.dispatch.CheckedOps``, outside the kernels) is wired to the new ops."""
-    request.applymarker(pytest.mark.xfail(strict=True, reason=EDGE_PENDING_REASON))
