@@ -51,8 +51,12 @@ from test_gradcheck import FD_TOL, away_from_kinks, numeric_grad
 
 import fastnn
 from fastnn.kernels.contract import (
+    ALL_OPTIMIZERS,
     LOSSES,
     NEW_ACTIVATIONS,
+    SPLITMIX_GAMMA,
+    dropout_keep,
+    mix64,
 )
 
 
@@ -310,3 +314,256 @@ def test_penalty_gradcheck(request, backend):
     ops.penalty(W, dW, 0.02, 0.7, 0.3)
     G = numeric_grad(lambda: ops.penalty(W, np.zeros_like(W), 0.02, 0.7, 0.3), W)
     np.testing.assert_allclose(dW, G, **FD_TOL)
+
+
+# --------------------------------------------------------------------------- optimizers
+
+#: (optimizer, hyper (complete), extra state init) cases for the update-op agreement test.
+UPDATE_CASES = [
+    ("sgd", (0.1, 0.9, 0, 0)),
+    ("sgd", (0.1, 0.9, 1, 0)),
+    ("sgd", (0.1, 0.0, 0, 0.05)),
+    ("sgd", (0.1, 0.9, 1, 0.05)),
+    ("adam", (0.01, 0.9, 0.999, 1e-7, 0, 0)),
+    ("adam", (0.01, 0.9, 0.999, 1e-7, 0.04, 0)),
+    ("adam", (0.01, 0.9, 0.999, 1e-8, 0, 1)),
+    ("adam", (0.01, 0.9, 0.999, 1e-8, 0.04, 1)),
+    ("rmsprop", (0.01, 0.9, 0.0, 1e-7, 0)),
+    ("rmsprop", (0.01, 0.9, 0.8, 1e-7, 0)),
+    ("rmsprop", (0.01, 0.9, 0.8, 1e-7, 0.04)),
+]
+
+
+def apply_update(ops, optimizer, param, grad, S, t, hyper, dtype):
+    """One step through the primitive update op with every option passed by keyword."""
+    h = [dtype(x) for x in hyper]
+    if optimizer == "sgd":
+        ops.sgd_update(param, grad, S[0], h[0], h[1], nesterov=bool(h[2]), weight_decay=h[3])
+    elif optimizer == "adam":
+        ops.adam_update(
+            param, grad, S[0], S[1], t, *h[:4], weight_decay=h[4], eps_outside=bool(h[5])
+        )
+    else:
+        ops.rmsprop_update(param, grad, S[0], S[1], *h[:4], weight_decay=h[4])
+
+
+@pytest.mark.parametrize("optimizer,hyper", UPDATE_CASES)
+def test_update_agreement(request, backend, dtype, pyref, optimizer, hyper):
+    """Three steps of each update op (every option) against the python reference."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    rng = np.random.default_rng(9)
+    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    P0 = rng.standard_normal((3, 4)).astype(dtype)
+    grads = [rng.standard_normal((3, 4)).astype(dtype) for _ in range(3)]
+    runs = []
+    for o in (ops, pyref):
+        P, S = P0.copy(), tuple(np.zeros_like(P0) for _ in range(n_state))
+        for t, G in enumerate(grads, start=1):
+            apply_update(o, optimizer, P, G, S, t, hyper, dtype)
+        runs.append((P, S))
+    (P, S), (P_ref, S_ref) = runs
+    assert_close(P, P_ref, dtype, err_msg="param")
+    for A, B in zip(S, S_ref):
+        assert_close(A, B, dtype, err_msg="state")
+    assert not np.array_equal(P, P0)
+
+
+def test_sgd_l2_step_by_hand(request, backend, dtype):
+    """One SGD step with an L2 penalty (penalty then sgd_update), computed by hand."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    W = np.array([[1.0, -2.0], [0.5, 0.0]], dtype)
+    G = np.array([[0.1, 0.2], [-0.3, 0.4]], dtype)
+    V = np.array([[0.01, 0.0], [0.0, -0.02]], dtype)
+    ops.penalty(W, G, 0.0, 0.05)  # G += 2*0.05*W = 0.1 W
+    # g' = [[0.2, 0.0], [-0.25, 0.4]]; v = 0.9 v - 0.5 g'; W += v
+    ops.sgd_update(W, G, V, dtype(0.5), dtype(0.9))
+    v = np.array([[0.009 - 0.1, 0.0], [0.125, -0.018 - 0.2]])
+    assert_close(V, v, dtype)
+    assert_close(W, np.array([[1.0, -2.0], [0.5, 0.0]]) + v, dtype)
+
+
+def test_sgd_weight_decay_step_by_hand(request, backend, dtype):
+    """Decoupled weight decay: W -= lr*wd*W before the (momentum) step; velocity ignores it."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    W = np.array([1.0, -2.0, 0.5], dtype)
+    G = np.array([0.1, 0.2, -0.3], dtype)
+    V = np.array([0.01, 0.0, -0.02], dtype)
+    ops.sgd_update(W, G, V, dtype(0.5), dtype(0.9), weight_decay=dtype(0.1))
+    v = np.array([0.009 - 0.05, -0.1, -0.018 + 0.15])
+    decayed = np.array([1.0, -2.0, 0.5]) * (1 - 0.05)
+    assert_close(V, v, dtype)
+    assert_close(W, decayed + v, dtype)
+
+
+def test_adam_sklearn_form_by_hand(request, backend):
+    """eps_outside=True is scikit-learn's Adam: two steps by hand from its formulas."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    lr, b1, b2, eps = 0.001, 0.9, 0.999, 1e-8
+    p0 = np.array([0.3, -1.2, 2.0])
+    grads = [np.array([0.5, -0.1, 1e-6]), np.array([0.4, 0.2, -3.0])]
+    P, M, V = p0.copy(), np.zeros(3), np.zeros(3)
+    p, m, v = p0.copy(), np.zeros(3), np.zeros(3)
+    for t, g in enumerate(grads, start=1):
+        ops.adam_update(P, g, M, V, t, lr, b1, b2, eps, eps_outside=True)
+        # scikit-learn's AdamOptimizer._get_updates, written out:
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        p = p + (-lr_t * m / (np.sqrt(v) + eps))
+    np.testing.assert_allclose(P, p, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(M, m, rtol=1e-13)
+    np.testing.assert_allclose(V, v, rtol=1e-13)
+
+
+def test_sgd_and_adam_match_sklearn_optimizers(request, backend):
+    """scikit-learn's own optimizer objects (SGD with Nesterov momentum, Adam) as reference."""
+    numba_pending(request, backend)
+    opt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    ops = impl(backend)
+    rng = np.random.default_rng(10)
+    p0 = rng.standard_normal((3, 2))
+    grads = [rng.standard_normal((3, 2)) for _ in range(4)]
+    for nesterov in (False, True):
+        P, V = p0.copy(), np.zeros_like(p0)
+        ref = [p0.copy()]
+        sk = opt.SGDOptimizer(ref, learning_rate_init=0.05, lr_schedule="constant",
+                              momentum=0.9, nesterov=nesterov)  # fmt: skip
+        for g in grads:
+            ops.sgd_update(P, g, V, 0.05, 0.9, nesterov=nesterov)
+            sk.update_params(ref, [g])
+        np.testing.assert_allclose(P, ref[0], rtol=1e-12, atol=1e-14)
+    P, M, V = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+    ref = [p0.copy()]
+    sk = opt.AdamOptimizer(ref, learning_rate_init=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    for t, g in enumerate(grads, start=1):
+        ops.adam_update(P, g, M, V, t, 0.01, 0.9, 0.999, 1e-8, eps_outside=True)
+        sk.update_params(ref, [g])
+    np.testing.assert_allclose(P, ref[0], rtol=1e-12, atol=1e-14)
+
+
+def torch_steps(torch_opt_cls, p0, grads, **kw):
+    torch = pytest.importorskip("torch")
+    p = torch.tensor(p0.copy(), dtype=torch.float64, requires_grad=True)
+    o = torch_opt_cls([p], **kw)
+    for g in grads:
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        o.step()
+    return p.detach().numpy()
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.7])
+def test_rmsprop_matches_torch_at_eps_zero(request, backend, momentum):
+    """Keras' RMSprop (eps inside the root) and PyTorch's (eps outside) coincide at eps = 0
+    with constant lr (mom = lr * buf); for eps > 0 they differ as documented."""
+    numba_pending(request, backend)
+    torch = pytest.importorskip("torch")
+    ops = impl(backend)
+    rng = np.random.default_rng(11)
+    p0 = rng.standard_normal(5)
+    grads = [rng.standard_normal(5) for _ in range(4)]
+    P, MS, MOM = p0.copy(), np.zeros(5), np.zeros(5)
+    for g in grads:
+        ops.rmsprop_update(P, g, MS, MOM, 0.01, 0.9, momentum, 0.0)
+    expected = torch_steps(torch.optim.RMSprop, p0, grads, lr=0.01, alpha=0.9, eps=0.0,
+                           momentum=momentum)  # fmt: skip
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-14)
+    # One step at eps > 0, Keras' placement by hand: g / sqrt(0.1 g^2 + eps).
+    g, eps = grads[0], 1e-3
+    P, MS, MOM = p0.copy(), np.zeros(5), np.zeros(5)
+    ops.rmsprop_update(P, g, MS, MOM, 0.01, 0.9, momentum, eps)
+    np.testing.assert_allclose(P, p0 - 0.01 * g / np.sqrt(0.1 * g * g + eps), rtol=1e-12)
+
+
+def test_nesterov_matches_torch(request, backend):
+    numba_pending(request, backend)
+    torch = pytest.importorskip("torch")
+    ops = impl(backend)
+    rng = np.random.default_rng(12)
+    p0 = rng.standard_normal((2, 3))
+    grads = [rng.standard_normal((2, 3)) for _ in range(4)]
+    P, V = p0.copy(), np.zeros_like(p0)
+    for g in grads:
+        ops.sgd_update(P, g, V, 0.05, 0.9, nesterov=True)
+    expected = torch_steps(torch.optim.SGD, p0, grads, lr=0.05, momentum=0.9, nesterov=True)
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_adam_weight_decay_matches_torch_adamw(request, backend):
+    """Decoupled weight decay + eps inside the bias correction is PyTorch's AdamW."""
+    numba_pending(request, backend)
+    torch = pytest.importorskip("torch")
+    ops = impl(backend)
+    rng = np.random.default_rng(13)
+    p0 = rng.standard_normal(6)
+    grads = [rng.standard_normal(6) for _ in range(4)]
+    P, M, V = p0.copy(), np.zeros(6), np.zeros(6)
+    for t, g in enumerate(grads, start=1):
+        ops.adam_update(P, g, M, V, t, 0.01, 0.9, 0.999, 1e-8, weight_decay=0.1)
+    expected = torch_steps(torch.optim.AdamW, p0, grads, lr=0.01, betas=(0.9, 0.999),
+                           eps=1e-8, weight_decay=0.1)  # fmt: skip
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_l2_penalty_matches_torch_coupled_weight_decay(request, backend):
+    """PyTorch SGD's weight_decay adds wd * p to the gradient: penalty(l2 = wd/2)."""
+    numba_pending(request, backend)
+    torch = pytest.importorskip("torch")
+    ops = impl(backend)
+    rng = np.random.default_rng(14)
+    p0 = rng.standard_normal((3, 3))
+    grads = [rng.standard_normal((3, 3)) for _ in range(3)]
+    P, V = p0.copy(), np.zeros_like(p0)
+    for g in grads:
+        G = g.copy()
+        ops.penalty(P, G, 0.0, 0.02)
+        ops.sgd_update(P, G, V, 0.1, 0.9)
+    expected = torch_steps(torch.optim.SGD, p0, grads, lr=0.1, momentum=0.9, weight_decay=0.04)
+    np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def test_mix64_is_splitmix64():
+    """The contract's mixer reproduces splitmix64's published stream for state 0
+    (Vigna's reference splitmix64.c: first outputs of seed 0)."""
+    assert mix64(1 * SPLITMIX_GAMMA) == 0xE220A8397B1DCDAF
+    assert mix64(2 * SPLITMIX_GAMMA) == 0x6E789E6AA1B965F4
+
+
+def test_dropout_mask_matches_contract_definition(request, backend, dtype):
+    """Every entry is 0 or dtype(1/(1-rate)) exactly as dropout_keep decides."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    rate, seed, step, layer = 0.3, 2**63 + 12345, 17, 2
+    M = ops.dropout_mask((6, 9), rate, seed, step, layer, dtype)
+    assert_output(M, dtype, (6, 9))
+    scale = dtype(1 / (1 - rate))
+    expected = np.array(
+        [[scale if dropout_keep(seed, step, layer, i * 9 + c, rate) else 0 for c in range(9)]
+         for i in range(6)],
+        dtype=dtype,
+    )  # fmt: skip
+    np.testing.assert_array_equal(M, expected)
+
+
+def test_dropout_mask_properties(request, backend):
+    numba_pending(request, backend)
+    ops = impl(backend)
+    shape, rate = (100, 200), 0.3
+    M = ops.dropout_mask(shape, rate, 7, 1, 0, np.float32)
+    keep = np.mean(M > 0)
+    # 20,000 Bernoulli(0.7) draws: standard deviation 0.0032; 5 sigma.
+    assert abs(keep - 0.7) < 0.016, keep
+    np.testing.assert_array_equal(M, ops.dropout_mask(shape, rate, 7, 1, 0, np.float32))
+    for other in ((8, 1, 0), (7, 2, 0), (7, 1, 1)):  # seed, step, layer
+        N = ops.dropout_mask(shape, rate, *other, np.float32)
+        # Independent masks agree on about 0.7^2 + 0.3^2 = 58% of entries.
+        assert 0.5 < np.mean((M > 0) == (N > 0)) < 0.66, other
+    np.testing.assert_array_equal(ops.dropout_mask((3, 4), 0.0, 7, 1, 0, np.float64), 1.0)
+    # Rows of one block are not copies of each other (the index runs over i*width + c).
+    assert not np.array_equal(M[0], M[1])
