@@ -567,3 +567,247 @@ def test_dropout_mask_properties(request, backend):
     np.testing.assert_array_equal(ops.dropout_mask((3, 4), 0.0, 7, 1, 0, np.float64), 1.0)
     # Rows of one block are not copies of each other (the index runs over i*width + c).
     assert not np.array_equal(M[0], M[1])
+
+
+# --------------------------------------------------------------------------- train_batches
+
+#: Complete hyper-parameters per optimizer for the train_batches tests.
+TRAIN_HYPER = {
+    "sgd": (0.1, 0.9, 1, 0.01),
+    "adam": (0.01, 0.9, 0.999, 1e-7, 0.01, 1),
+    "rmsprop": (0.01, 0.9, 0.5, 1e-7, 0.01),
+}
+
+
+def net_setup(dtype, optimizer="sgd", hyper=None, widths=(4, 6, 3), acts=("gelu", "linear"),
+              head="softmax_cross_entropy", N=10, seed=21):  # fmt: skip
+    """Positional train_batches arguments (as a dict) for a small net, batches of 4."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, widths[0])).astype(dtype)
+    Ws = [(rng.standard_normal(s) / math.sqrt(s[0])).astype(dtype)
+          for s in zip(widths, widths[1:])]  # fmt: skip
+    bs = [(0.1 * rng.standard_normal(w)).astype(dtype) for w in widths[1:]]
+    k = widths[-1]
+    T = rng.integers(0, k, N) if head == "softmax_cross_entropy" else (
+        rng.standard_normal((N, k)).astype(dtype))  # fmt: skip
+    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    state = [tuple(np.zeros_like(p) for _ in range(n_state)) for pair in zip(Ws, bs) for p in pair]
+    return dict(
+        Ws=Ws, bs=bs, activations=list(acts), X=X, T=T,
+        order=rng.permutation(N).astype(np.int64), batch_size=4, head=head,
+        optimizer=optimizer, state=state, hyper=hyper or TRAIN_HYPER[optimizer], step=2,
+    )  # fmt: skip
+
+
+def keyword_case(name, dtype, N=10):
+    """The keyword arguments of one train_batches test case."""
+    rng = np.random.default_rng(22)
+    return {
+        "plain": {},
+        "penalties": {"penalties": [(0.01, 0.1), None]},
+        "penalty_per_row": {"penalties": [(0.0, 0.5), (0.02, 0.0)], "penalty_per_row": True},
+        "trainable": {"trainable": [True, False, False, True]},
+        "frozen_first_layer": {"trainable": [False, False, True, True]},
+        "lrs": {"lrs": np.array([0.05, 0.02, 0.01])},
+        "epoch_size": {"epoch_size": 5},
+        "dropout": {"dropout": [0.4, None], "seed": 123},
+        "sample_weight": {"sample_weight": rng.uniform(0, 2, N).astype(dtype)},
+    }[name]
+
+
+KEYWORD_CASES = ["plain", "penalties", "penalty_per_row", "trainable", "frozen_first_layer",
+                 "lrs", "epoch_size", "dropout", "sample_weight"]  # fmt: skip
+
+
+def run_train(ops, args, kw):
+    args = {**args, "Ws": [W.copy() for W in args["Ws"]], "bs": [b.copy() for b in args["bs"]],
+            "state": [tuple(A.copy() for A in S) for S in args["state"]]}  # fmt: skip
+    losses, correct = ops.train_batches(**args, **kw)
+    return losses, correct, args
+
+
+def assert_same_training(got, expected, dtype, terms=1):
+    (losses, correct, a), (losses_ref, correct_ref, b) = got, expected
+    assert_output(losses, np.float64, losses_ref.shape)
+    assert_close(losses, losses_ref, dtype, terms=terms, err_msg="losses")
+    np.testing.assert_array_equal(correct, correct_ref)
+    for P, Q in zip([*a["Ws"], *a["bs"]], [*b["Ws"], *b["bs"]]):
+        assert_close(P, Q, dtype, terms=terms, err_msg="parameters")
+    for S, S_ref in zip(a["state"], b["state"]):
+        for A, B in zip(S, S_ref):
+            assert_close(A, B, dtype, terms=terms, err_msg="optimizer state")
+
+
+@pytest.mark.parametrize("optimizer", list(ALL_OPTIMIZERS))
+@pytest.mark.parametrize("case", KEYWORD_CASES)
+def test_train_keywords_agreement(request, backend, dtype, pyref, case, optimizer):
+    """Each new train_batches keyword, on each optimizer (all options on), vs python."""
+    numba_pending(request, backend)
+    args = net_setup(dtype, optimizer)
+    kw = keyword_case(case, dtype)
+    if case == "epoch_size":  # two epochs of 5 rows: batches 4+1, 4+1
+        args["order"] = np.concatenate([args["order"][:5], args["order"][5:]])
+    got = run_train(impl(backend), args, kw)
+    expected = run_train(pyref, args, kw)
+    assert len(got[0]) == (4 if case == "epoch_size" else 3)
+    # Adam and RMSprop normalize the step: a gradient element with relative rounding
+    # error r (float32 sums that cancel: r up to ~1e-4 for small elements) moves the
+    # parameter by ~lr*r, about 3e-6 at lr 0.01.  atol x4 (terms=64) covers that; a wrong
+    # step is ~lr = 1e-2.
+    assert_same_training(got, expected, dtype, terms=64 if optimizer != "sgd" else 1)
+
+
+def test_frozen_parameters_untouched(request, backend, dtype):
+    numba_pending(request, backend)
+    args = net_setup(dtype, "adam")
+    losses, _, a = run_train(impl(backend), args, {"trainable": [False, True, True, False]})
+    np.testing.assert_array_equal(a["Ws"][0], args["Ws"][0])
+    np.testing.assert_array_equal(a["bs"][1], args["bs"][1])
+    for p in (0, 3):
+        for A in a["state"][p]:
+            assert not A.any(), "a frozen parameter's optimizer state was touched"
+    assert not np.array_equal(a["bs"][0], args["bs"][0])  # below a frozen W: still trains
+    assert not np.array_equal(a["Ws"][1], args["Ws"][1])
+
+
+def test_epoch_size_equals_separate_calls(request, backend, dtype):
+    """Batching restarts at each epoch: one fused call equals one call per epoch."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    args = net_setup(dtype, "adam", N=10)
+    rng = np.random.default_rng(23)
+    epochs = [rng.permutation(10).astype(np.int64) for _ in range(3)]
+    fused = run_train(ops, {**args, "order": np.concatenate(epochs)}, {"epoch_size": 10})
+    assert len(fused[0]) == 9
+    state = args
+    losses = []
+    for e, order in enumerate(epochs):
+        out = run_train(ops, {**state, "order": order, "step": args["step"] + 3 * e}, {})
+        losses.extend(out[0])
+        state = {**out[2], "step": args["step"]}
+    np.testing.assert_array_equal(fused[0], losses)
+    for P, Q in zip(fused[2]["Ws"], state["Ws"]):
+        np.testing.assert_array_equal(P, Q)
+
+
+def test_constant_lrs_ones_weights_zero_dropout_are_no_ops(request, backend, dtype):
+    """lrs equal to hyper's lr, all-ones sample weights and rate-0 dropout change nothing."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    args = net_setup(dtype, "sgd")
+    plain = run_train(ops, args, {})
+    kw = {"lrs": np.full(3, 0.1), "sample_weight": np.ones(10, dtype), "dropout": [0.0, 0.0]}
+    assert_same_training(run_train(ops, args, kw), plain, dtype)
+
+
+def test_sklearn_penalty_one_batch_by_hand(request, backend):
+    """penalty_per_row with l2 = alpha/2 is scikit-learn's alpha: one SGD batch composed by
+    hand from the primitive ops (float64)."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    alpha = 0.3
+    args = net_setup(np.float64, "sgd", hyper=(0.1, 0.0), acts=("relu", "linear"), head="mse")
+    args["order"] = args["order"][:4]
+    got = run_train(ops, args, {"penalties": [(0, alpha / 2)] * 2, "penalty_per_row": True})
+    W0, W1 = args["Ws"]
+    b0, b1 = args["bs"]
+    X, T = args["X"][args["order"]], args["T"][args["order"]]
+    Z0 = X @ W0 + b0
+    A1 = np.maximum(Z0, 0)
+    out = A1 @ W1 + b1
+    nb = 4
+    data_loss = np.mean((out - T) ** 2)
+    expected_loss = data_loss + alpha / (2 * nb) * (np.sum(W0**2) + np.sum(W1**2))
+    dOut = 2 * (out - T) / out.size
+    dW1 = A1.T @ dOut + alpha * W1 / nb
+    dZ0 = (dOut @ W1.T) * (Z0 > 0)
+    dW0 = X.T @ dZ0 + alpha * W0 / nb
+    np.testing.assert_allclose(got[0], [expected_loss], rtol=1e-12)
+    np.testing.assert_allclose(got[2]["Ws"][0], W0 - 0.1 * dW0, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got[2]["Ws"][1], W1 - 0.1 * dW1, rtol=1e-12, atol=1e-14)
+
+
+def test_dropout_one_batch_by_hand(request, backend):
+    """Inverted dropout on layer 0's output in update t = step + 1, composed by hand."""
+    numba_pending(request, backend)
+    ops = impl(backend)
+    args = net_setup(np.float64, "sgd", hyper=(0.1, 0.0), acts=("tanh", "linear"), head="mse")
+    args["order"] = args["order"][:4]
+    rate, seed = 0.5, 99
+    got = run_train(ops, args, {"dropout": [rate, None], "seed": seed})
+    W0, W1 = args["Ws"]
+    b0, b1 = args["bs"]
+    X, T = args["X"][args["order"]], args["T"][args["order"]]
+    keep = np.array([[dropout_keep(seed, args["step"] + 1, 0, i * 6 + c, rate) for c in range(6)]
+                     for i in range(4)])  # fmt: skip
+    assert 0 < keep.sum() < keep.size
+    M = keep / (1 - rate)
+    Y0 = np.tanh(X @ W0 + b0)
+    out = (Y0 * M) @ W1 + b1
+    dOut = 2 * (out - T) / out.size
+    dW1 = (Y0 * M).T @ dOut
+    dZ0 = (dOut @ W1.T) * M * (1 - Y0**2)
+    np.testing.assert_allclose(got[0], [np.mean((out - T) ** 2)], rtol=1e-12)
+    np.testing.assert_allclose(got[2]["Ws"][1], W1 - 0.1 * dW1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got[2]["Ws"][0], W0 - 0.1 * X.T @ dZ0, rtol=1e-12, atol=1e-14)
+
+
+def test_default_train_batches_skips_first_layer_dX():
+    """The contract's train_batches asks for dX on every layer but the first."""
+    from fastnn.kernels.numpy import NumpyOps
+
+    calls = []
+
+    class Spy(NumpyOps):
+        def dense_backward(self, dY, X, W, Z, Y, activation, *, need_dX=True, **kw):
+            calls.append((W.shape, need_dX))
+            return super().dense_backward(dY, X, W, Z, Y, activation, need_dX=need_dX, **kw)
+
+    args = net_setup(np.float64, "sgd", widths=(4, 6, 5, 3), acts=("relu", "tanh", "linear"))
+    run_train(Spy(), args, {})
+    assert calls[:3] == [((5, 3), True), ((6, 5), True), ((4, 6), False)]
+    calls.clear()
+    run_train(Spy(), args, {"trainable": [False, False, False, False, True, True]})
+    assert calls[:1] == [((5, 3), False)], "backprop should stop at the lowest trainable layer"
+
+
+# --------------------------------------------------------------------------- trajectory
+
+
+@pytest.mark.parametrize("optimizer", list(ALL_OPTIMIZERS))
+def test_trajectory_all_features(request, backend, pyref, optimizer):
+    """240 float64 updates of a net using every new activation, dropout, L1/L2 penalties,
+    decoupled weight decay, a frozen layer, sample weights, a per-batch learning rate and
+    fused epochs: the same weights as the python reference.
+
+    Tolerance as tests/test_trajectory.py: float64 backends differ by summation order
+    (~1e-16 per op), ~1e-13 after a few hundred steps; rtol 1e-10 / atol 1e-12."""
+    numba_pending(request, backend)
+    acts = ("leaky_relu", "elu", "gelu", "softplus", "silu", "linear")
+    hyper = {"sgd": (0.05, 0.9, 1, 1e-3), "adam": (2e-3, 0.9, 0.999, 1e-7, 1e-3, 0),
+             "rmsprop": (2e-3, 0.9, 0.5, 1e-7, 1e-3)}[optimizer]  # fmt: skip
+    N, epochs = 24, 80
+    args = net_setup(np.float64, optimizer, hyper=hyper, widths=(4, 6, 6, 5, 5, 4, 3),
+                     acts=acts, N=N, seed=31)  # fmt: skip
+    rng = np.random.default_rng(32)
+    args["order"] = np.concatenate([rng.permutation(N) for _ in range(epochs)]).astype(np.int64)
+    args["batch_size"] = 8
+    n_batches = epochs * 3
+    kw = {
+        "penalties": [(0.0, 1e-3), (1e-4, 1e-3), None, (0.0, 1e-2), None, (1e-4, 0.0)],
+        "trainable": [True, True, True, True, False, False, True, True, True, True, True, False],
+        "lrs": hyper[0] * (1 + np.arange(n_batches)) ** -0.25,
+        "epoch_size": N,
+        "dropout": [0.2, 0.1, 0.0, 0.3, 0.1, None],
+        "seed": 2024,
+        "sample_weight": rng.uniform(0.2, 2.0, N),
+        "negative_slopes": [0.1, None, None, None, None, None],
+    }
+    got = run_train(impl(backend), args, kw)
+    expected = run_train(pyref, args, kw)
+    assert len(got[0]) == n_batches
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-10, atol=1e-12)
+    for P, Q in zip([*got[2]["Ws"], *got[2]["bs"]], [*expected[2]["Ws"], *expected[2]["bs"]]):
+        np.testing.assert_allclose(P, Q, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(got[2]["Ws"][2], args["Ws"][2])  # the frozen layer
+    assert not np.allclose(got[2]["Ws"][0], args["Ws"][0])  # below it: trained
