@@ -8,11 +8,19 @@ assume their inputs were validated at the API edge (``fastnn.dispatch``):
 * all floating arrays of one call share one dtype, float32 or float64, and the
   outputs keep that dtype;
 * shapes agree (``X: (n, in)``, ``W: (in, out)``, ``b: (out,)``);
-* ``activation`` / loss ``name`` are members of :data:`ACTIVATIONS` / :data:`LOSSES`;
+* ``activation`` / loss ``name`` are members of :data:`ALL_ACTIVATIONS` / :data:`LOSSES`;
 * integer ``labels`` lie in ``[0, k)``;
-* scalars (``lr``, ``momentum``, ...) are already of the arrays' dtype.
+* optimizer scalars (``lr``, ``momentum``, ...) are already of the arrays' dtype;
+  ``penalty``'s coefficients, dropout rates, seeds and ``negative_slope`` are Python
+  floats / ints; ``weights`` / ``sample_weight`` are finite, ``>= 0``, of the arrays' dtype.
 
 Nothing in a backend validates; nothing outside a backend computes.
+
+Issue 10 grew the contract (new ops :data:`NEW_OPS`, new activations
+:data:`NEW_ACTIVATIONS`, optimizer options in :data:`ALL_OPTIMIZERS`, keyword-only
+options on the existing ops).  ``python`` and ``numpy`` implement all of it; ``numba``
+and the validating edge ``fastnn.dispatch`` follow (see :data:`ACTIVATIONS` on the
+staged lists).
 """
 
 from __future__ import annotations
@@ -513,7 +521,8 @@ def _forward(ops, Ws, bs, activations, X_rows, opts, seed, t):
     A = [np.ascontiguousarray(X_rows)]
     Zs, Ys, masks = [], [], []
     for l in range(len(Ws)):
-        Z, Y = ops.dense_forward(A[l], Ws[l], bs[l], activations[l], negative_slope=opts.slopes[l])
+        act = activations[l]
+        Z, Y = ops.dense_forward(A[l], Ws[l], bs[l], act, **_slope(act, opts.slopes[l]))
         Zs.append(Z)
         Ys.append(Y)
         M = None
@@ -526,11 +535,19 @@ def _forward(ops, Ws, bs, activations, X_rows, opts, seed, t):
 
 
 def _head_loss(ops, head, out, Tb, wb):
+    # Options are passed only when set: a backend's fallback to this default (numba's,
+    # for empty calls) keeps working before it implements the new keywords.
+    kw = {} if wb is None else {"weights": wb}
     if head == "softmax_cross_entropy":
-        return ops.softmax_cross_entropy(out, Tb, weights=wb)
+        return ops.softmax_cross_entropy(out, Tb, **kw)
     if head == "sigmoid_cross_entropy":
-        return ops.sigmoid_cross_entropy(out, Tb, weights=wb)
-    return ops.loss(head, out, Tb, weights=wb)
+        return ops.sigmoid_cross_entropy(out, Tb, **kw)
+    return ops.loss(head, out, Tb, **kw)
+
+
+def _slope(activation, slope):
+    """``negative_slope`` keyword for the dense ops: only ``leaky_relu`` reads it."""
+    return {"negative_slope": slope} if activation == "leaky_relu" else {}
 
 
 def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts):
@@ -542,31 +559,35 @@ def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts):
             dY = dY * masks[l]  # through Y_l * M_l
         dY, grads[2 * l], grads[2 * l + 1] = ops.dense_backward(
             dY, A[l], Ws[l], Zs[l], Ys[l], activations[l],
-            need_dX=l > opts.lowest, negative_slope=opts.slopes[l],
+            need_dX=l > opts.lowest, **_slope(activations[l], opts.slopes[l]),
         )  # fmt: skip
     return grads
 
 
 def _update(ops, optimizer, param, grad, S, t, lr, hyper, dtype):
-    """One parameter's optimizer step (``hyper`` complete, ``lr`` this batch's)."""
+    """One parameter's optimizer step (``hyper`` complete, ``lr`` this batch's).  Options
+    are passed only when set, as in :func:`_head_loss`."""
     if optimizer == "sgd":
         _, momentum, nesterov, wd = hyper
-        ops.sgd_update(
-            param, grad, S[0], dtype(lr), dtype(momentum),
-            nesterov=bool(nesterov), weight_decay=dtype(wd),
-        )  # fmt: skip
+        kw = _options(nesterov=bool(nesterov), weight_decay=dtype(wd))
+        ops.sgd_update(param, grad, S[0], dtype(lr), dtype(momentum), **kw)
     elif optimizer == "adam":
         _, beta1, beta2, eps, wd, eps_outside = hyper
+        kw = _options(weight_decay=dtype(wd), eps_outside=bool(eps_outside))
         ops.adam_update(
-            param, grad, S[0], S[1], t, dtype(lr), dtype(beta1), dtype(beta2), dtype(eps),
-            weight_decay=dtype(wd), eps_outside=bool(eps_outside),
-        )  # fmt: skip
+            param, grad, S[0], S[1], t, dtype(lr), dtype(beta1), dtype(beta2), dtype(eps), **kw
+        )
     else:
         _, rho, momentum, eps, wd = hyper
         ops.rmsprop_update(
             param, grad, S[0], S[1], dtype(lr), dtype(rho), dtype(momentum), dtype(eps),
-            weight_decay=dtype(wd),
+            **_options(weight_decay=dtype(wd)),
         )  # fmt: skip
+
+
+def _options(**kw):
+    """The keyword options that differ from their default (0 / False)."""
+    return {k: v for k, v in kw.items() if v}
 
 
 def count_correct(out, T, head) -> int:
