@@ -89,6 +89,12 @@ class Metric:
     def get_config(self) -> dict:
         return {"name": self.name}
 
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.name))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 

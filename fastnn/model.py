@@ -258,8 +258,8 @@ class Sequential:
             return
         if not isinstance(layer, Layer):
             raise TypeError(
-                "Sequential only holds fastnn layers (Dense, Flatten), got "
-                f"{type(layer).__name__}"
+                "Sequential only holds fastnn.Dense layers and the other fastnn layers "
+                f"(Flatten; Input first), got {type(layer).__name__}"
             )
         self._check_new_layer(layer)
         if layer.input_shape is not None and self._input_shape is None and not self.dense_layers:
@@ -289,7 +289,7 @@ class Sequential:
             if layer.input_dim != dense[-1].units:
                 raise ValueError(
                     f"layer {layer.name!r} has input_dim={layer.input_dim} but the previous "
-                    f"Dense layer has {dense[-1].units} units"
+                    f"layer has {dense[-1].units} units"
                 )
         if isinstance(layer, Dense) and layer.built:
             expected = dense[-1].units if dense else (self.input_dim or layer.W.shape[0])
@@ -841,7 +841,7 @@ class Sequential:
         with saving.loading(path, "fastnn weights"):
             arrays = saving.read_archive(path)
             if saving.WEIGHTS_META in arrays:
-                saving.decode_meta(arrays, saving.WEIGHTS_META, saving.WEIGHTS_FORMAT, 1)
+                saving.decode_meta(arrays, saving.WEIGHTS_META, saving.WEIGHTS_FORMAT, 1, "fastnn weights")
             else:  # a full model file: take its weights, ignore the rest
                 saving.decode_meta(arrays, saving.META, saving.FORMAT, saving.FORMAT_VERSION)
                 arrays = {k: v for k, v in arrays.items() if not k.startswith("opt_")}

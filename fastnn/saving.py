@@ -162,16 +162,16 @@ def _read_member(data, key):
         raise FileError(f"array {key!r} is truncated or corrupt ({exc})") from None
 
 
-def decode_meta(arrays: dict, key: str, fmt: str, version: int) -> dict:
+def decode_meta(arrays: dict, key: str, fmt: str, version: int, what="fastnn model") -> dict:
     """Pop and parse the JSON entry ``key``; check its format tag and version."""
-    expect(key in arrays, f"it has no {key!r} entry (not a {fmt} file)")
+    expect(key in arrays, f"it has no {key!r} entry (not a {what} file)")
     raw = arrays.pop(key)
     expect(raw.dtype == np.uint8 and raw.ndim == 1, f"its {key!r} entry is malformed")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FileError(f"its architecture JSON is corrupt ({exc})") from None
-    expect(isinstance(meta, dict) and meta.get("format") == fmt, f"not a {fmt} file")
+    expect(isinstance(meta, dict) and meta.get("format") == fmt, f"not a {what}")
     found = meta.get("format_version")
     expect(isinstance(found, int), "its format version is missing")
     expect(

@@ -371,8 +371,14 @@ class EpochLoop:
         self.progress.epoch_begin(epoch)
         loss, acc = self.trainer.run_epoch(order, epoch, self.batch_hooks)
         logs = self.logs_for(loss, acc, self.trainer.nonfinite is not None)
-        for cb in self.callbacks:
-            cb.on_epoch_end(epoch, logs)  # one dict: callbacks may add entries (learning_rate)
+        try:
+            for cb in self.callbacks:
+                if cb is not self.history:
+                    cb.on_epoch_end(epoch, logs)  # one dict: they may add learning_rate
+        finally:
+            # The History sees the other callbacks' additions, and records the epoch
+            # even when a callback raises (Ctrl-C inside a callback keeps the epoch).
+            self.history.on_epoch_end(epoch, logs)
         self.progress.epoch_end(logs)
         return 1
 
