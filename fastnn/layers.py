@@ -244,9 +244,7 @@ def from_config(entry: dict) -> Layer:
         raise ValueError(f"a layer entry needs 'class_name' and 'config', got {entry!r}")
     name = entry["class_name"]
     if name not in LAYER_CLASSES:
-        raise ValueError(
-            f"unknown layer class {name!r}; known: {', '.join(sorted(LAYER_CLASSES))}"
-        )
+        raise ValueError(f"unknown layer class {name!r}; known: {', '.join(sorted(LAYER_CLASSES))}")
     config = entry.get("config", {})
     if not isinstance(config, dict):
         raise ValueError(f"the config of a {name} layer must be a dict, got {config!r}")

@@ -399,10 +399,10 @@ class Sequential:
             else:
                 count, kind = 0, type(layer).__name__
                 shape = "(None, ?)" if n_in is None else f"(None, {n_in})"
-            rows.append(
-                (f"{layer.name} ({kind})", shape, "?" if count is None else f"{count:,}")
-            )
-        print_fn("\n".join(_summary_lines(self.name, rows, total, self.dtype, self._backend_label())))
+            rows.append((f"{layer.name} ({kind})", shape, "?" if count is None else f"{count:,}"))
+        print_fn(
+            "\n".join(_summary_lines(self.name, rows, total, self.dtype, self._backend_label()))
+        )
 
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
@@ -649,8 +649,10 @@ class Sequential:
         loop.run()
         return self.history
 
-    def _validate_fit(self, x, y, batch_size, epochs, verbose, validation_data,
-                      validation_split, shuffle, seed, callbacks, initial_epoch) -> FitRun:  # fmt: skip
+    def _validate_fit(
+        self, x, y, batch_size, epochs, verbose, validation_data, validation_split, shuffle,
+        seed, callbacks, initial_epoch,
+    ) -> FitRun:  # fmt: skip
         """Step 1 of ``fit``: check every argument and the data; change nothing."""
         self._check_compiled("fit")
         if not self.dense_layers:
@@ -714,7 +716,11 @@ class Sequential:
         if not ((integers and top > 1) or top > LARGE_INPUT):
             return
         self._scale_warned = True
-        what = f"integers up to {top:g} (dtype {np.dtype(kind)})" if integers else f"|x| up to {top:.3g}"
+        what = (
+            f"integers up to {top:g} (dtype {np.dtype(kind)})"
+            if integers
+            else f"|x| up to {top:.3g}"
+        )
         fix = "x / 255.0 for 0..255 pixels" if 1 < top <= 255 else "standardize each feature"
         warnings.warn(
             f"fit got unscaled inputs: x holds {what}. Unscaled inputs train to worse "
@@ -738,8 +744,10 @@ class Sequential:
         self.history = history
         per_batch = any(cb.wants_batch_hooks for cb in run.callbacks)
         chunking = Chunking(CHUNK_ROWS, CHUNK_MACS, FUSED_MACS, FUSED_ROWS)
-        trainer = Trainer(ops, self.dense_layers, run.X, run.plan, run.batch_size, opt, chunking,
-                          stop_on_nonfinite=self.stop_on_nonfinite, per_batch=per_batch)  # fmt: skip
+        trainer = Trainer(
+            ops, self.dense_layers, run.X, run.plan, run.batch_size, opt, chunking,
+            stop_on_nonfinite=self.stop_on_nonfinite, per_batch=per_batch,
+        )  # fmt: skip
         history.params = {"epochs": run.epochs, "steps": trainer.n_batches,
                           "verbose": run.verbose, "batch_size": run.batch_size}  # fmt: skip
         cbs = [*run.callbacks, history]
@@ -841,7 +849,9 @@ class Sequential:
         with saving.loading(path, "fastnn weights"):
             arrays = saving.read_archive(path)
             if saving.WEIGHTS_META in arrays:
-                saving.decode_meta(arrays, saving.WEIGHTS_META, saving.WEIGHTS_FORMAT, 1, "fastnn weights")
+                saving.decode_meta(
+                    arrays, saving.WEIGHTS_META, saving.WEIGHTS_FORMAT, 1, "fastnn weights"
+                )
             else:  # a full model file: take its weights, ignore the rest
                 saving.decode_meta(arrays, saving.META, saving.FORMAT, saving.FORMAT_VERSION)
                 arrays = {k: v for k, v in arrays.items() if not k.startswith("opt_")}

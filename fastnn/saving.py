@@ -105,7 +105,9 @@ def write_archive(path: str, arrays: dict) -> None:
     """Write ``arrays`` as an ``.npz`` at ``path`` atomically (see the module doc)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path!r}: the directory {directory!r} does not exist")
+        raise FileNotFoundError(
+            f"cannot save to {path!r}: the directory {directory!r} does not exist"
+        )
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastnn-", suffix=".tmp")
     except OSError as exc:

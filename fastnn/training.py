@@ -165,9 +165,13 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             step = self.opt.iterations
             if lrs is None:
-                out = self.ops.run_validated("train_batches", *self._args(segment, self._hyper(), step))
+                out = self.ops.run_validated(
+                    "train_batches", *self._args(segment, self._hyper(), step)
+                )
             elif accepts_lrs(self.ops.impl):
-                out = self.ops.impl.train_batches(*self._args(segment, self._hyper(), step), lrs=lrs)
+                out = self.ops.impl.train_batches(
+                    *self._args(segment, self._hyper(), step), lrs=lrs
+                )
             else:
                 out = self._call_runs(segment, lrs, step)
         for l in self.no_bias:

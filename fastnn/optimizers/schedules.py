@@ -111,7 +111,9 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 f"values must have one more entry than boundaries: got {len(boundaries)} "
                 f"boundaries and {len(values)} values"
             )
-        self.boundaries = [chk.check_scalar(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
+        self.boundaries = [
+            chk.check_scalar(f"boundaries[{i}]", b) for i, b in enumerate(boundaries)
+        ]
         if any(b >= c for b, c in zip(self.boundaries, self.boundaries[1:])):
             raise ValueError(f"boundaries must increase strictly, got {self.boundaries}")
         self.values = [_rate(f"values[{i}]", v) for i, v in enumerate(values)]
@@ -141,7 +143,9 @@ class CosineDecay(LearningRateSchedule):
         self.initial_learning_rate = _rate("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _steps("decay_steps", decay_steps)
         self.alpha = chk.check_scalar("alpha", alpha, low=0, high=1)
-        self.warmup_target = None if warmup_target is None else _rate("warmup_target", warmup_target)
+        self.warmup_target = (
+            None if warmup_target is None else _rate("warmup_target", warmup_target)
+        )
         self.warmup_steps = chk.check_scalar("warmup_steps", warmup_steps, low=0)
 
     def _decay(self, start, step):

@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--limit",
             type=_positive_int,
             default=None,
-            help="train on the first N training samples only (quick runs)",
+            help="use only the first N training and the first N test samples (quick runs)",
         )
 
     p = sub.add_parser("train", help="train an MLP on Fashion-MNIST")

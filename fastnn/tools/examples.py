@@ -58,15 +58,18 @@ def _sequential(layers, backend, seed, dtype):
 
 
 def _backend_name(model, backend) -> str:
-    for attr in ("backend_name", "backend"):
-        value = getattr(model, attr, None)
-        if isinstance(value, str):
-            return value
+    if isinstance(model.backend, str):
+        return model.backend
     if backend is not None:
         return backend
     from fastnn import get_backend
 
     return get_backend()
+
+
+def _epochs(n: int, what: str = "epoch") -> str:
+    """``"1 epoch"``, ``"10 epochs"``."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _say(verbose: bool, text: str = "") -> None:
@@ -118,9 +121,9 @@ def gates(backend=None, seed=0, verbose=False, epochs=None, learning_rate=1.0):
         }
         status = "learned exactly" if exact else "NOT learned"
         if converged:
-            conv = f"converged after {p.n_epochs_} epochs"
+            conv = f"converged after {_epochs(p.n_epochs_)}"
         else:
-            conv = f"did not converge in {p.n_epochs_} epochs"
+            conv = f"did not converge in {_epochs(p.n_epochs_)}"
         _say(verbose, f"  {name:4s} predictions {pred.astype(int).tolist()}  {status}, {conv}")
     separable_ok = all(results[g]["exact"] and results[g]["converged"] for g in GATES_SEPARABLE)
     xor_converged = results["XOR"]["converged"]
@@ -170,7 +173,7 @@ def xor(
     _say(
         verbose,
         f"XOR with a 2-8-1 network ({hidden_activation} hidden, sigmoid output), "
-        f"{epochs} epochs, backend {_backend_name(model, backend)}",
+        f"{_epochs(epochs)}, backend {_backend_name(model, backend)}",
     )
     for row, p in zip(x.astype(int).tolist(), prob):
         _say(verbose, f"  {row} -> {p:.4f}")
@@ -209,7 +212,7 @@ def neuron(backend=None, seed=0, verbose=False, epochs=1000, learning_rate=0.1, 
     names = [p[0] for p in datasets.PEOPLE] + [p[0] for p in datasets.PEOPLE_NEW]
     _say(
         verbose,
-        f"One sigmoid neuron, squared error, {epochs} epochs of per-sample SGD "
+        f"One sigmoid neuron, squared error, {_epochs(epochs)} of per-sample SGD "
         f"(lr {learning_rate}), backend {_backend_name(model, backend)}",
     )
     for nm, p in zip(names, [*prob, *prob_new]):
@@ -260,7 +263,7 @@ def nn_10_15_5(
         _save_plot(history, plot)
     _say(
         verbose,
-        f"(10, 15, 5) sigmoid network, {epochs} full-batch epochs, lr {learning_rate}, "
+        f"(10, 15, 5) sigmoid network, {_epochs(epochs, 'full-batch epoch')}, lr {learning_rate}, "
         f"backend {_backend_name(model, backend)}",
     )
     for e in sorted({0, len(losses) // 10, len(losses) // 2, len(losses) - 1}):
@@ -331,7 +334,7 @@ def coffee(
     losses = _history_dict(history).get("loss", [])
     _say(
         verbose,
-        f"Coffee roasting, 2-3-1 sigmoid network, {epochs} epochs (Adam "
+        f"Coffee roasting, 2-3-1 sigmoid network, {_epochs(epochs)} (Adam "
         f"{learning_rate}), backend {_backend_name(model, backend)}",
     )
     _say(verbose, f"  {int(y.sum())} good roasts of {n}; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
@@ -398,11 +401,13 @@ def fashion_mnist(
     Defaults are d2l's reference run (SGD lr 0.1, batch 256, 10 epochs), whose
     published test accuracy is 0.8394 (from scratch) / 0.8503 (framework).
     ``hidden``: widths of the ReLU layers; ``limit``: train on the first ``limit``
-    training images only; ``data``: directory of the four ``.gz`` files;
+    training images and test on the first ``limit`` test images only; ``data``:
+    directory of the four ``.gz`` files;
     ``save``: write the trained model there.  ``warmup`` first fits a throwaway
     copy on a few batches so JIT compilation is not part of ``train_time``.
 
-    Returns ``test_accuracy`` (argmax of ``predict`` on the 10,000 test images),
+    Returns ``test_accuracy`` (argmax of ``predict`` on the test images: all 10,000
+    unless ``limit``),
     ``train_time`` (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
     """
     if isinstance(hidden, int):
@@ -424,6 +429,19 @@ def fashion_mnist(
     (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(path=data, dtype=dtype)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
+        x_test, y_test = x_test[:limit], y_test[:limit]
+
+    arch = "-".join(str(u) for u in (784, *hidden, 10))
+    name = _backend_name(model, backend)
+    if verbose:
+        # Printed before the warm-up, which can take a while (JIT compilation; the
+        # python backend's slow loops).
+        print(
+            f"Fashion-MNIST MLP {arch}, {optimizer} lr {lr}, batch {batch_size}, "
+            f"{_epochs(epochs)}, {dtype}, backend {name}, {len(x_train)} training images, "
+            f"{len(x_test)} test images",
+            flush=True,
+        )
 
     warmup_time = 0.0
     if warmup:
@@ -441,13 +459,6 @@ def fashion_mnist(
         scratch.predict(x_test[:m])
         warmup_time = time.perf_counter() - t0
 
-    arch = "-".join(str(u) for u in (784, *hidden, 10))
-    name = _backend_name(model, backend)
-    if verbose:
-        print(
-            f"Fashion-MNIST MLP {arch}, {optimizer} lr {lr}, batch {batch_size}, "
-            f"{epochs} epochs, {dtype}, backend {name}, {len(x_train)} training images"
-        )
     t0 = time.perf_counter()
     history = model.fit(
         x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=fit_verbose, seed=seed
