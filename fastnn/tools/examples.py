@@ -380,6 +380,34 @@ def _optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}; valid choices are: 'sgd', 'adam'")
 
 
+def _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr):
+    model = _fashion_model(hidden, backend, seed, dtype)
+    model.compile(
+        optimizer=_optimizer(optimizer, lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _check_fashion_args(limit, save) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if save is not None and not Path(save).expanduser().resolve().parent.is_dir():
+        raise FileNotFoundError(f"cannot save the model to {save}: its directory does not exist")
+
+
+def _warm_up(scratch, x_train, y_train, x_test, batch_size, seed) -> float:
+    """Fit a throwaway model on the real run's shapes (full batches and one partial
+    batch), so every kernel the timed fit needs is compiled (or loaded from cache)
+    here; returns the seconds it took."""
+    t0 = time.perf_counter()
+    m = min(len(x_train), 2 * batch_size + 1)
+    scratch.fit(x_train[:m], y_train[:m], batch_size=batch_size, epochs=1, verbose=0, seed=seed)
+    scratch.predict(x_test[:m])
+    return time.perf_counter() - t0
+
+
 def fashion_mnist(
     backend=None,
     seed=0,
@@ -400,32 +428,19 @@ def fashion_mnist(
 
     Defaults are d2l's reference run (SGD lr 0.1, batch 256, 10 epochs), whose
     published test accuracy is 0.8394 (from scratch) / 0.8503 (framework).
-    ``hidden``: widths of the ReLU layers; ``limit``: train on the first ``limit``
-    training images and test on the first ``limit`` test images only; ``data``:
-    directory of the four ``.gz`` files;
-    ``save``: write the trained model there.  ``warmup`` first fits a throwaway
-    copy on a few batches so JIT compilation is not part of ``train_time``.
-
-    Returns ``test_accuracy`` (argmax of ``predict`` on the test images: all 10,000
-    unless ``limit``),
-    ``train_time`` (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
+    ``hidden``: widths of the ReLU layers; ``limit``: use the first ``limit`` training
+    and test images only; ``data``: directory of the four ``.gz`` files; ``save``:
+    write the trained model there.  ``warmup`` first fits a throwaway copy on a few
+    batches so JIT compilation is not part of ``train_time``.  Returns
+    ``test_accuracy`` (argmax of ``predict`` on the test images), ``train_time``
+    (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
     """
-    if isinstance(hidden, int):
-        hidden = (hidden,)
-    hidden = tuple(hidden)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    _check_fashion_args(limit, save)
     epochs = chk.check_int("epochs", epochs, low=1)
     batch_size = chk.check_int("batch_size", batch_size, low=1)
-    if save is not None and not Path(save).expanduser().resolve().parent.is_dir():
-        raise FileNotFoundError(f"cannot save the model to {save}: its directory does not exist")
     # Build model and optimizer first: bad settings fail before the data is read.
-    model = _fashion_model(hidden, backend, seed, dtype)
-    model.compile(
-        optimizer=_optimizer(optimizer, lr),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr)
     (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(path=data, dtype=dtype)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
@@ -433,9 +448,7 @@ def fashion_mnist(
 
     arch = "-".join(str(u) for u in (784, *hidden, 10))
     name = _backend_name(model, backend)
-    if verbose:
-        # Printed before the warm-up, which can take a while (JIT compilation; the
-        # python backend's slow loops).
+    if verbose:  # before the warm-up, which can take a while (JIT, the python backend)
         print(
             f"Fashion-MNIST MLP {arch}, {optimizer} lr {lr}, batch {batch_size}, "
             f"{_epochs(epochs)}, {dtype}, backend {name}, {len(x_train)} training images, "
@@ -445,27 +458,15 @@ def fashion_mnist(
 
     warmup_time = 0.0
     if warmup:
-        # Same shapes as the real run (full batches and one partial batch), so every
-        # kernel the timed fit needs is compiled (or loaded from cache) here.
-        t0 = time.perf_counter()
-        m = min(len(x_train), 2 * batch_size + 1)
-        scratch = _fashion_model(hidden, backend, seed, dtype)
-        scratch.compile(
-            optimizer=_optimizer(optimizer, lr),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        scratch.fit(x_train[:m], y_train[:m], batch_size=batch_size, epochs=1, verbose=0, seed=seed)
-        scratch.predict(x_test[:m])
-        warmup_time = time.perf_counter() - t0
+        scratch = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr)
+        warmup_time = _warm_up(scratch, x_train, y_train, x_test, batch_size, seed)
 
     t0 = time.perf_counter()
     history = model.fit(
         x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=fit_verbose, seed=seed
     )
     train_time = time.perf_counter() - t0
-    scores = np.asarray(model.predict(x_test))
-    test_accuracy = float(np.mean(np.argmax(scores, axis=1) == y_test))
+    test_accuracy = float(np.mean(np.argmax(model.predict(x_test), axis=1) == y_test))
     if save is not None:
         model.save(save)
     if verbose:
@@ -475,15 +476,14 @@ def fashion_mnist(
         )
         if save is not None:
             print(f"model saved to {save}")
+    sizes = {"epochs": epochs, "n_train": len(x_train), "n_test": len(x_test)}
     return {
         "backend": name,
         "architecture": arch,
         "test_accuracy": test_accuracy,
         "train_time": train_time,
         "warmup_time": warmup_time,
-        "epochs": epochs,
-        "n_train": len(x_train),
-        "n_test": len(x_test),
+        **sizes,
         "history": _history_dict(history),
         "ok": True,
     }
