@@ -43,6 +43,7 @@ _SUBMODULES = (
     "model",
     "layers",
     "training",
+    "utils",
     "saving",
     "losses",
     "metrics",

@@ -25,6 +25,7 @@ Conventions:
   initial weights depend only on the seed and the layer shapes -- never on the
   backend or dtype.  ``seed=None`` picks a random seed, kept in ``model.seed``.
 * ``seed`` (``fit``): the shuffling order (``default_rng(seed).permutation`` per epoch).
+  Both default to random seeds, reproducible after ``fastnn.utils.set_random_seed``.
 * ``W`` is ``(n_in, units)``, so ``Y = activation(X @ W + b)``.
 * ``verbose``: 0, 1, 2, ``"auto"`` (1), or True/False (1/0), as in Keras.
   ``predict`` and ``evaluate`` default to 0 (silent), unlike Keras.
@@ -42,7 +43,7 @@ import numpy as np
 
 from fastnn.kernels.contract import DIFFERENTIABLE_ACTIVATIONS
 
-from . import data_checks, dispatch, losses, optimizers, saving
+from . import data_checks, dispatch, losses, optimizers, saving, utils
 from . import metrics as metrics_mod
 from .callbacks import Callback, History
 from .dispatch import validation as chk
@@ -172,7 +173,7 @@ class Sequential:
         self._backend = dispatch.parse_backend(backend)
         self.dtype = _check_dtype(dtype)
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**63))
+            seed = utils.next_seed()
         self.seed = chk.check_int("seed", seed, low=0)
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"name must be a non-empty string, got {name!r}")
@@ -670,8 +671,7 @@ class Sequential:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-        if seed is not None:
-            seed = chk.check_int("seed", seed, low=0)
+        seed = utils.next_seed() if seed is None else chk.check_int("seed", seed, low=0)
         callbacks = _check_callbacks(callbacks)
         for layer in self.dense_layers:
             if layer.activation not in DIFFERENTIABLE_ACTIVATIONS:
