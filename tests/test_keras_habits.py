@@ -642,3 +642,25 @@ def test_history_plot_has_integer_epoch_ticks():
     ax = history.plot()
     ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_cli_train_prints_the_header_before_the_warm_up(monkeypatch, capsys):
+    try:
+        datasets.locate_fashion_mnist()
+    except datasets.DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed")
+    from fastnn.tools import cli, examples
+
+    seen = {}
+    real = examples._warm_up
+
+    def spy(*args):
+        seen["before_warm_up"] = capsys.readouterr().out
+        return real(*args)
+
+    monkeypatch.setattr(examples, "_warm_up", spy)
+    argv = ["train", "--backend", "python", "--limit", "40", "--epochs", "1", "--hidden", "2"]
+    assert cli.main(argv) == 0
+    assert "Fashion-MNIST MLP 784-2-10" in seen["before_warm_up"]
+    assert "40 training images, 40 test images" in seen["before_warm_up"]
+    assert "1 epoch," in seen["before_warm_up"]
