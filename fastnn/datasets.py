@@ -51,6 +51,7 @@ __all__ = [
     "DatasetNotFoundError",
     "FASHION_MNIST_CLASSES",
     "cache_dir",
+    "fashion_mnist",
     "coffee_roasting",
     "load_fashion_mnist",
     "locate_fashion_mnist",
@@ -156,7 +157,6 @@ def read_idx(path, expected_magic: int | None = None, dtype=np.uint8) -> np.ndar
 
 
 #: Bytes decompressed per step when converting to another dtype while reading.
-_CHUNK = 1 << 20
 
 
 def _parse_idx(raw, path: Path, expected_magic, compressed_size: int, dtype) -> np.ndarray:
@@ -417,12 +417,21 @@ def _float_dtype(dtype, allow_uint8: bool = False) -> np.dtype:
     return dt
 
 
-def load_fashion_mnist(path=None, dtype="float32", normalize=True, *, download=True):
+def load_fashion_mnist(path=None, dtype="float32", normalize=True, *, flatten=True, scale=None,
+                       download=True):  # fmt: skip
     """Fashion-MNIST as ``((x_train, y_train), (x_test, y_test))``.
 
-    * ``x_train: (60000, 784)``, ``x_test: (10000, 784)`` of ``dtype``, rows are
-      28x28 images flattened row by row; scaled to ``[0, 1]`` (pixel / 255) when
-      ``normalize``, else the raw 0..255 values (``dtype="uint8"`` then allowed);
+    **Default: flattened float32 rows ALREADY SCALED to [0, 1]** -- do not divide by
+    255 again (that cannot be detected and silently ruins training).  For Keras'
+    layout, ``uint8`` images ``(n, 28, 28)`` in 0..255, call
+    ``load_fashion_mnist(flatten=False, scale=False, dtype="uint8")`` or
+    ``fastnn.datasets.fashion_mnist.load_data()``.
+
+    * ``x_train: (60000, 784)``, ``x_test: (10000, 784)`` of ``dtype`` (rows are the
+      28x28 images flattened row by row), or ``(n, 28, 28)`` with ``flatten=False``;
+      scaled to ``[0, 1]`` (pixel / 255) when ``scale`` (the default), else the raw
+      0..255 values (``dtype="uint8"`` then allowed).  ``normalize`` is the older
+      name of ``scale``;
     * ``y_train: (60000,)``, ``y_test: (10000,)`` int64 class labels in 0..9
       (names in :data:`FASHION_MNIST_CLASSES`).
 
@@ -431,7 +440,15 @@ def load_fashion_mnist(path=None, dtype="float32", normalize=True, *, download=T
     """
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be True or False, got {normalize!r}")
-    dt = _float_dtype(dtype, allow_uint8=not normalize)
+    if scale is None:
+        scale = normalize
+    elif not isinstance(scale, bool):
+        raise TypeError(f"scale must be True or False, got {scale!r}")
+    elif not normalize and scale:
+        raise ValueError("normalize=False and scale=True disagree; pass scale only")
+    if not isinstance(flatten, bool):
+        raise TypeError(f"flatten must be True or False, got {flatten!r}")
+    dt = _float_dtype(dtype, allow_uint8=not scale)
     directory = _locate(path, download)
     arrays = {}
     for split, img_name, lab_name in (
@@ -445,11 +462,31 @@ def load_fashion_mnist(path=None, dtype="float32", normalize=True, *, download=T
                 f"{directory}: {img_name} holds {images.shape[0]} images but {lab_name} "
                 f"holds {labels.shape[0]} labels"
             )
-        x = images.reshape(images.shape[0], -1)  # already of dtype dt (read_idx)
-        if dt != np.uint8 and normalize:
+        x = images.reshape(images.shape[0], -1) if flatten else images.reshape(-1, *IMAGE_SHAPE)
+        if dt != np.uint8 and scale:
             x /= dt.type(255)  # correctly rounded per element, exact 0 and 1
         arrays[split] = (x, labels.astype(np.int64))
     return arrays["train"], arrays["test"]
+
+
+class _KerasStyleDataset:
+    """``fastnn.datasets.fashion_mnist.load_data()``: Keras' call and layout."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def load_data(self, path=None):
+        """``((x_train, y_train), (x_test, y_test))`` as ``keras.datasets.fashion_mnist``:
+        ``uint8`` images ``(n, 28, 28)`` in 0..255 (divide by 255.0 before training)
+        and ``uint8`` labels.  ``path``: as :func:`load_fashion_mnist`."""
+        (x_train, y_train), (x_test, y_test) = load_fashion_mnist(
+            path, dtype="uint8", flatten=False, scale=False
+        )
+        return (x_train, y_train.astype(np.uint8)), (x_test, y_test.astype(np.uint8))
+
+
+#: Keras-style access: ``fastnn.datasets.fashion_mnist.load_data()`` (uint8, 28x28).
+fashion_mnist = _KerasStyleDataset("fashion_mnist")
 
 
 # ------------------------------------------------------------------ small sets

@@ -1,47 +1,56 @@
-"""Keras-style networks: :class:`Dense` layers in a :class:`Sequential` model.
+"""Keras-style networks: layers (:mod:`fastnn.layers`) in a :class:`Sequential` model.
 
 >>> import numpy as np, fastnn
 >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 >>> y = np.array([0, 1, 1, 0])
->>> model = fastnn.Sequential([fastnn.Dense(8, activation="tanh", input_dim=2),
+>>> model = fastnn.Sequential([fastnn.Input(shape=(2,)),
+...                            fastnn.Dense(8, activation="tanh"),
 ...                            fastnn.Dense(1, activation="sigmoid")], seed=0)
 >>> model.compile(optimizer=fastnn.optimizers.Adam(0.05), loss="binary_crossentropy")
 >>> history = model.fit(X, y, epochs=500, verbose=0)          # doctest: +SKIP
->>> (model.predict(X)[:, 0] > 0.5).astype(int)                 # doctest: +SKIP
+>>> (model.predict(X, verbose=0)[:, 0] > 0.5).astype(int)      # doctest: +SKIP
 array([0, 1, 1, 0])
 
 Every number is computed by the ops of ``fastnn.get_ops(model.backend)``: layers
 call ``dense_forward``, ``fit`` calls ``train_batches`` (which the ``numba``
-backend runs as one compiled loop), ``evaluate`` the loss ops.  This module only
-validates, orders and records.
+backend runs as one compiled loop; see :mod:`fastnn.training`), ``evaluate`` the
+loss ops.  This module only validates, orders and records.
 
 Conventions:
 
 * ``dtype``: float32 by default (as Keras); ``Sequential(..., dtype="float64")``
   for double precision.  Inputs are cast to the model dtype.
-* ``seed`` (model): initial weights.  Layer ``l`` draws from
-  ``numpy.random.default_rng([seed, l])`` in float64, then casts, so the initial
-  weights depend only on the seed and the layer shapes -- never on the backend or
-  dtype.  ``seed=None`` picks a random seed, kept in ``model.seed``.
+* ``seed`` (model): initial weights.  Dense layer ``l`` (counting Dense layers only)
+  draws from ``numpy.random.default_rng([seed, l])`` in float64, then casts, so the
+  initial weights depend only on the seed and the layer shapes -- never on the
+  backend or dtype.  ``seed=None`` picks a random seed, kept in ``model.seed``.
 * ``seed`` (``fit``): the shuffling order (``default_rng(seed).permutation`` per epoch).
+  Both default to random seeds, reproducible after ``fastnn.utils.set_random_seed``.
 * ``W`` is ``(n_in, units)``, so ``Y = activation(X @ W + b)``.
+* ``verbose``: 0, 1, 2, ``"auto"`` (1), or True/False (1/0), as in Keras.
+  ``predict`` and ``evaluate`` default to 0 (silent), unlike Keras.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.kernels.contract import ACTIVATIONS, DIFFERENTIABLE_ACTIVATIONS
+from fastnn.kernels.contract import DIFFERENTIABLE_ACTIVATIONS
 
-from . import data_checks, dispatch, initializers, losses, optimizers
+from . import data_checks, dispatch, losses, optimizers, saving, utils
 from . import metrics as metrics_mod
 from .callbacks import Callback, History
 from .dispatch import validation as chk
-from .progress import Progress
+from .layers import Dense, Flatten, Input, Layer, unique_name
+from .layers import from_config as layer_from_config
+from .progress import Progress, format_logs, format_time
+from .training import Chunking, EpochLoop, Trainer
 
 #: ``fit`` hands the backend at least this many rows per ``train_batches`` call (at
 #: least one batch): enough work to amortize a call, short enough that the progress
@@ -49,24 +58,58 @@ from .progress import Progress
 CHUNK_ROWS = 8192
 
 #: ... and, when rows are cheap, up to this many forward multiply-adds (rows x
-#: weights) per call: about a tenth of a second of BLAS-bound training here.  A
-#: call costs ~1-2 ms besides its batches (snapshot, argument packing, fresh
-#: workspaces): the Fashion-MNIST MLP (203,264 weights) then makes 2 calls per
-#: epoch instead of 8, which measured 10 ms (4 %) faster per epoch.
+#: weights) per call: about a tenth of a second of BLAS-bound training here, so the
+#: fixed cost of a call (snapshot, argument packing, fresh workspaces) is paid rarely.
 CHUNK_MACS = 6_000_000_000
 
 #: When whole epochs go to one call (tiny full-batch nets, nothing to run between
 #: epochs), a call covers up to this many forward multiply-adds (rows x weights;
 #: a few tenths of a second of compiled work at most) and this many rows (the
-#: order array: 8 MB), and at least CHUNK_ROWS rows.  A 2-3-1 net on 200 samples
-#: then makes one call per ~5,000 steps instead of one per 40: the per-call cost
+#: order array: 8 MB), and at least CHUNK_ROWS rows, so the per-call cost
 #: (snapshots, argument packing, history) stays far below a step's.
 FUSED_MACS = 1 << 27
 FUSED_ROWS = 1 << 20
 
+#: Inputs whose largest magnitude exceeds this get the unscaled-input warning.
+LARGE_INPUT = 1e4
+
+#: The ``python`` backend's speed on dense layers (multiply-adds per second, order of
+#: magnitude): it is the loop-by-loop reference.  A call estimated above
+#: :data:`SLOW_SECONDS` at this speed gets a one-time warning.
+PYTHON_MACS_PER_SECOND = 1e7
+SLOW_SECONDS = 10.0
+
 
 class NotCompiledError(ValueError, RuntimeError):
     """``fit``/``evaluate`` called before ``compile``."""
+
+
+class InputScaleWarning(UserWarning):
+    """``fit`` got inputs that look unscaled (raw 0..255 pixels, huge values)."""
+
+
+class SlowBackendWarning(UserWarning):
+    """A large computation on the ``python`` reference backend."""
+
+
+_slow_warned = False
+
+
+def _warn_if_slow(ops, macs: float, what: str) -> None:
+    """Warn once per process when ``macs`` multiply-adds would run on ``python``."""
+    global _slow_warned
+    seconds = macs / PYTHON_MACS_PER_SECOND
+    if _slow_warned or ops.impl.name != "python" or seconds < SLOW_SECONDS:
+        return
+    _slow_warned = True
+    warnings.warn(
+        f"{what} on the 'python' backend: about {macs:.2g} multiply-adds, roughly "
+        f"{seconds:,.0f} s at its ~{PYTHON_MACS_PER_SECOND:.0e} multiply-adds/s. The python "
+        "backend is the readable loop-by-loop reference, hundreds to thousands of times "
+        "slower than 'numpy' or 'numba'; pass backend='numba' (or 'numpy') for real work.",
+        SlowBackendWarning,
+        stacklevel=3,
+    )
 
 
 def _check_dtype(dtype) -> np.dtype:
@@ -79,104 +122,79 @@ def _check_dtype(dtype) -> np.dtype:
     return dt
 
 
-class Dense:
-    """A fully connected layer: ``Y = activation(X @ W + b)``.
+def check_verbose(verbose) -> int:
+    """Keras' ``verbose``: 0, 1, 2, ``"auto"`` (1), True (1) or False (0)."""
+    if verbose == "auto" and isinstance(verbose, str):
+        return 1
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    if not isinstance(verbose, numbers.Integral) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1, 2, 'auto', True or False, got {verbose!r}")
+    return int(verbose)
 
-    ``X: (n, n_in)``, ``W: (n_in, units)``, ``b: (units,)``, ``Y: (n, units)``.
-    ``W`` and ``b`` are created when the model is built (from ``input_dim`` or the
-    first data it sees).  ``activation=None`` means ``"linear"``; ``"step"`` is
-    forward-only (it cannot be trained by backpropagation).
-    """
 
-    def __init__(
-        self,
-        units,
-        activation=None,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        input_dim=None,
-    ):
-        self.units = chk.check_int("units", units, low=1)
-        self.activation = "linear" if activation is None else activation
-        chk.check_name("activation", self.activation, ACTIVATIONS)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise TypeError(f"use_bias must be True or False, got {use_bias!r}")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.check(kernel_initializer, "kernel_initializer")
-        self.bias_initializer = initializers.check(bias_initializer, "bias_initializer")
-        self.input_dim = None if input_dim is None else chk.check_int("input_dim", input_dim, low=1)
-        self.W: np.ndarray | None = None
-        self.b: np.ndarray | None = None
+def _slice_plan(plan: losses.Plan, start, stop) -> losses.Plan:
+    return losses.Plan(plan.head, plan.last_activation, plan.T[start:stop])
 
-    @property
-    def built(self) -> bool:
-        return self.W is not None
 
-    def build(self, n_in: int, rng: np.random.Generator, dtype) -> None:
-        """Create ``W: (n_in, units)`` and ``b: (units,)`` from the initializers."""
-        self.W = initializers.draw(self.kernel_initializer, (n_in, self.units), rng, dtype)
-        if self.use_bias:
-            self.b = initializers.draw(self.bias_initializer, (self.units,), rng, dtype)
-        else:
-            # The contract always adds a bias; a bias-free layer keeps it at zero.
-            self.b = np.zeros(self.units, dtype=dtype)
+def _dense_targets(plan: losses.Plan, k: int) -> np.ndarray:
+    T = plan.T
+    return np.eye(k, dtype=np.float64)[T] if T.ndim == 1 else T
 
-    def weights(self) -> list[np.ndarray]:
-        """The layer's trainable arrays (views): ``[W, b]``, or ``[W]`` without bias."""
-        return [self.W, self.b] if self.use_bias else [self.W]
 
-    def count_params(self, n_in: int | None = None) -> int | None:
-        n_in = self.W.shape[0] if self.built else n_in
-        if n_in is None:
-            return None
-        return n_in * self.units + (self.units if self.use_bias else 0)
+@dataclass
+class FitRun:
+    """One ``fit`` call's validated arguments and data."""
 
-    def get_config(self) -> dict:
-        return {
-            "units": self.units,
-            "activation": self.activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "input_dim": self.input_dim,
-        }
-
-    def __repr__(self) -> str:
-        return f"Dense({self.units}, activation={self.activation!r})"
+    X: np.ndarray
+    plan: losses.Plan
+    val: tuple | None  # (X_val, plan_val)
+    batch_size: int
+    epochs: int
+    initial_epoch: int
+    verbose: int
+    shuffle: bool
+    seed: int | None
+    callbacks: list
 
 
 class Sequential:
-    """A linear stack of :class:`Dense` layers.
+    """A linear stack of layers: :class:`~fastnn.Dense`, :class:`~fastnn.Flatten`,
+    optionally led by :class:`~fastnn.Input`.
 
     ``backend``: a backend name used by every computation of this model, winning
     over ``fastnn.set_backend``/``use_backend`` without changing them; ``None``
     (default) uses the current backend at each call.  ``dtype``: ``"float32"``
     (default) or ``"float64"``.  ``seed``: initial weights (see the module doc).
+    ``name``: default ``sequential``, ``sequential_1``, ... (Keras style).
     """
 
-    def __init__(self, layers=None, backend=None, *, dtype="float32", seed=None, name="sequential"):
+    def __init__(self, layers=None, backend=None, *, dtype="float32", seed=None, name=None):
         self._backend = dispatch.parse_backend(backend)
         self.dtype = _check_dtype(dtype)
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**63))
+            seed = utils.next_seed()
         self.seed = chk.check_int("seed", seed, low=0)
-        self.name = str(name)
-        self._layers: list[Dense] = []
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name must be a non-empty string, got {name!r}")
+        self.name = unique_name("sequential") if name is None else name
+        self._layers: list[Layer] = []
+        self._input_shape: tuple[int, ...] | None = None
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: str | None = None
-        self.metrics: tuple[str, ...] = ()
+        self.metrics: tuple[metrics_mod.Metric, ...] = ()
         self.history: History | None = None
         self.stop_training = False
         #: Stop ``fit`` when the loss becomes NaN/inf (restoring the last weights with a
         #: finite loss).  Set to False to let training run on regardless.
         self.stop_on_nonfinite = True
+        self._scale_warned = False
         if layers is not None:
-            if isinstance(layers, Dense):
+            if isinstance(layers, (Layer, Input)):
                 layers = [layers]
             if not isinstance(layers, (list, tuple)):
                 raise TypeError(
-                    f"layers must be a list of Dense layers, got {type(layers).__name__}"
+                    f"layers must be a list of fastnn layers, got {type(layers).__name__}"
                 )
             for layer in layers:
                 self.add(layer)
@@ -191,86 +209,164 @@ class Sequential:
         self._backend = dispatch.parse_backend(value)
 
     @property
-    def layers(self) -> list[Dense]:
+    def layers(self) -> list[Layer]:
+        """The layers (Dense, Flatten, ...) in order; a leading Input is not listed."""
         return list(self._layers)
 
     @property
+    def dense_layers(self) -> list[Dense]:
+        """The Dense layers only: what the contract's ``train_batches`` trains."""
+        return [layer for layer in self._layers if isinstance(layer, Dense)]
+
+    @property
     def built(self) -> bool:
-        return bool(self._layers) and all(layer.built for layer in self._layers)
+        dense = self.dense_layers
+        return bool(dense) and all(layer.built for layer in dense)
+
+    @property
+    def input_shape(self) -> tuple | None:
+        """``(None, *per-sample shape)`` once known."""
+        if self._input_shape is not None:
+            return (None, *self._input_shape)
+        return None if self.input_dim is None else (None, self.input_dim)
+
+    @property
+    def _flattens(self) -> bool:
+        """True if a Flatten comes before the first Dense (inputs may be N-D)."""
+        for layer in self._layers:
+            if isinstance(layer, Flatten):
+                return True
+            if isinstance(layer, Dense):
+                return False
+        return False
 
     @property
     def input_dim(self) -> int | None:
-        if not self._layers:
+        """Features per sample after flattening (the first Dense layer's inputs)."""
+        if self._input_shape is not None:
+            return math.prod(self._input_shape)
+        dense = self.dense_layers
+        if not dense:
             return None
-        first = self._layers[0]
-        return first.W.shape[0] if first.built else first.input_dim
+        return dense[0].W.shape[0] if dense[0].built else dense[0].input_dim
 
     def add(self, layer) -> None:
-        """Append a layer (its ``input_dim``, if given, must match the previous units)."""
-        if not isinstance(layer, Dense):
+        """Append a layer (an :class:`Input` only as the first entry)."""
+        if isinstance(layer, Input):
+            if self._layers or self._input_shape is not None:
+                raise ValueError("fastnn.Input can only be the first entry of a Sequential model")
+            self._set_input_shape(layer.per_sample)
+            return
+        if not isinstance(layer, Layer):
             raise TypeError(
-                f"Sequential only holds fastnn.Dense layers, got {type(layer).__name__}"
+                "Sequential only holds fastnn.Dense layers and the other fastnn layers "
+                f"(Flatten; Input first), got {type(layer).__name__}"
             )
+        self._check_new_layer(layer)
+        if layer.input_shape is not None and self._input_shape is None and not self.dense_layers:
+            self._set_input_shape(layer.input_shape)
+        elif isinstance(layer, Dense) and layer.input_dim is not None and not self.dense_layers:
+            if self._input_shape is None:
+                self._set_input_shape((layer.input_dim,))
+        self._layers.append(layer)
+        if isinstance(layer, Dense):
+            self._check_dense_input(layer)
+        # Keras builds as soon as the input size is known (Input, input_dim, input_shape).
+        if self.input_dim is not None and isinstance(layer, Dense) and not layer.built:
+            self._build_dense(len(self.dense_layers) - 1)
+
+    def _set_input_shape(self, shape) -> None:
+        self._input_shape = tuple(shape)
+
+    def _check_new_layer(self, layer) -> None:
         if any(layer is other for other in self._layers):
-            raise ValueError("this Dense layer is already in the model")
-        if (
-            self._layers
-            and layer.input_dim is not None
-            and (layer.input_dim != self._layers[-1].units)
-        ):
+            raise ValueError(f"layer {layer.name!r} is already in the model")
+        if any(layer.name == other.name for other in self._layers):
             raise ValueError(
-                f"layer {len(self._layers)} has input_dim={layer.input_dim} but the previous "
-                f"layer has {self._layers[-1].units} units"
+                f"the model already has a layer named {layer.name!r}; layer names must be unique"
             )
-        if layer.built:
-            expected = self._layers[-1].units if self._layers else layer.W.shape[0]
+        dense = self.dense_layers
+        if isinstance(layer, Dense) and dense and layer.input_dim is not None:
+            if layer.input_dim != dense[-1].units:
+                raise ValueError(
+                    f"layer {layer.name!r} has input_dim={layer.input_dim} but the previous "
+                    f"layer has {dense[-1].units} units"
+                )
+        if isinstance(layer, Dense) and layer.built:
+            expected = dense[-1].units if dense else (self.input_dim or layer.W.shape[0])
             if layer.W.shape[0] != expected or layer.W.dtype != self.dtype:
                 raise ValueError(
                     "a built layer can only join a model with matching shape and dtype"
                 )
-        self._layers.append(layer)
-        # Keras builds as soon as the input size is known (``input_dim`` on the first layer).
-        if self.input_dim is not None and not layer.built:
-            self._build_layer(len(self._layers) - 1)
 
-    def _build_layer(self, l: int) -> None:
-        n_in = self.input_dim if l == 0 else self._layers[l - 1].units
-        rng = np.random.default_rng([self.seed, l])
-        self._layers[l].build(n_in, rng, self.dtype)
+    def _check_dense_input(self, layer: Dense) -> None:
+        """A first Dense layer fed N-D samples needs a Flatten before it."""
+        first = self.dense_layers[0] is layer
+        shape = self._input_shape
+        if first and shape is not None and len(shape) > 1 and not self._flattens:
+            self._layers.pop()
+            raise ValueError(
+                f"Dense takes one feature axis but the model's input shape is {shape}; add "
+                "fastnn.Flatten() before the first Dense layer"
+            )
+        n_in = self.input_dim
+        if first and layer.input_dim is not None and n_in is not None and layer.input_dim != n_in:
+            self._layers.pop()
+            raise ValueError(
+                f"layer {layer.name!r} has input_dim={layer.input_dim} but the model's inputs "
+                f"have {n_in} features"
+            )
+
+    def _build_dense(self, l: int, n_in: int | None = None) -> None:
+        dense = self.dense_layers
+        if n_in is None:
+            n_in = self.input_dim if l == 0 else dense[l - 1].units
+        dense[l].build(n_in, np.random.default_rng([self.seed, l]), self.dtype)
 
     def build(self, input_dim: int) -> None:
-        """Create every layer's weights for inputs with ``input_dim`` features."""
+        """Create every layer's weights for inputs with ``input_dim`` features (flattened)."""
         input_dim = chk.check_int("input_dim", input_dim, low=1)
-        if not self._layers:
-            raise ValueError("the model has no layers: add Dense layers before building it")
-        first = self._layers[0]
-        if first.input_dim is not None and first.input_dim != input_dim:
+        dense = self.dense_layers
+        if not dense:
+            raise ValueError("the model has no Dense layers: add some before building it")
+        expected = self.input_dim
+        if expected is not None and expected != input_dim:
             raise ValueError(
                 f"X has {input_dim} features, but Sequential is expecting "
-                f"{first.input_dim} features as input."
+                f"{expected} features as input."
             )
-        if self.built:
-            data_checks.check_features(np.empty((0, input_dim)), self.input_dim)
-            return
-        for l, layer in enumerate(self._layers):
+        for l, layer in enumerate(dense):
             if not layer.built:
-                if l == 0:
-                    rng = np.random.default_rng([self.seed, 0])
-                    layer.build(input_dim, rng, self.dtype)
-                else:
-                    self._build_layer(l)
+                self._build_dense(l, input_dim if l == 0 else None)
 
     def _ensure_built(self, n_features: int) -> None:
-        if not self._layers:
-            raise ValueError("the model has no layers: add Dense layers first")
+        if not self.dense_layers:
+            raise ValueError("the model has no Dense layers: add Dense layers first")
         if self.built:
             data_checks.check_features(np.empty((0, n_features)), self.input_dim)
         else:
             self.build(n_features)
 
+    def get_layer(self, name=None, index=None) -> Layer:
+        """A layer by ``name`` or by ``index`` into :attr:`layers` (Keras' ``get_layer``)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs exactly one of name= or index=")
+        if index is not None:
+            index = chk.check_int("index", index)
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(
+                    f"index {index} is out of range: the model has {len(self._layers)} layers"
+                )
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        names = ", ".join(repr(layer.name) for layer in self._layers) or "none"
+        raise ValueError(f"no layer named {name!r}; the layers are: {names}")
+
     def count_params(self) -> int:
         total, n_in = 0, self.input_dim
-        for layer in self._layers:
+        for layer in self.dense_layers:
             count = layer.count_params(n_in)
             if count is None:
                 raise ValueError("the model is not built yet: call build(input_dim) or fit first")
@@ -278,48 +374,45 @@ class Sequential:
             n_in = layer.units
         return total
 
+    def _backend_label(self) -> str:
+        """The backend that computes, resolved (``numba``, ``numpy (auto)``, ...)."""
+        try:
+            ops = dispatch.get_ops(self._backend)
+        except (ValueError, ImportError) as exc:
+            return f"{self._backend or 'current'} (unavailable: {exc})"
+        label = ops.impl.name
+        if ops.name != label:
+            label += f" ({ops.name})"
+        if self._backend is None:
+            label += ", the current backend"
+        return label
+
     def summary(self, print_fn=print) -> None:
         """Print a table of layers, output shapes and parameter counts (Keras style)."""
         rows = [("Layer (type)", "Output Shape", "Param #")]
         n_in, total = self.input_dim, 0
-        for l, layer in enumerate(self._layers):
-            count = layer.count_params(n_in)
-            total = None if count is None or total is None else total + count
-            rows.append(
-                (
-                    f"dense_{l} (Dense, {layer.activation})",
-                    f"(None, {layer.units})",
-                    "?" if count is None else f"{count:,}",
-                )
-            )
-            n_in = layer.units
-        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
-        line = "=" * sum(widths)
-        out = [f'Model: "{self.name}"', line.replace("=", "-")]
-        out.append("".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip())
-        out.append(line)
-        for r in rows[1:]:
-            out.append("".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        out.append(line)
-        if total is None:
-            out.append("Total params: ? (the model is not built: call build(input_dim) or fit)")
-        else:
-            size = total * self.dtype.itemsize
-            unit = f"{size / 1024:.2f} KB" if size < 2**20 else f"{size / 2**20:.2f} MB"
-            out.append(f"Total params: {total:,} ({unit})")
-            out.append(f"Trainable params: {total:,} ({unit})")
-            out.append("Non-trainable params: 0 (0.00 B)")
-        out.append(f"dtype: {self.dtype.name}, backend: {self._backend or 'current'}")
-        print_fn("\n".join(out))
+        for layer in self._layers:
+            if isinstance(layer, Dense):
+                count = layer.count_params(n_in)
+                total = None if count is None or total is None else total + count
+                kind, shape = f"Dense, {layer.activation}", f"(None, {layer.units})"
+                n_in = layer.units
+            else:
+                count, kind = 0, type(layer).__name__
+                shape = "(None, ?)" if n_in is None else f"(None, {n_in})"
+            rows.append((f"{layer.name} ({kind})", shape, "?" if count is None else f"{count:,}"))
+        print_fn(
+            "\n".join(_summary_lines(self.name, rows, total, self.dtype, self._backend_label()))
+        )
 
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights: ``[W0, b0, W1, b1, ...]`` (no ``b`` for ``use_bias=False``)."""
-        return [A.copy() for layer in self._layers if layer.built for A in layer.weights()]
+        return [A.copy() for layer in self.dense_layers if layer.built for A in layer.weights()]
 
     def _weight_shapes(self, n_in: int) -> list[tuple[int, ...]]:
         shapes = []
-        for layer in self._layers:
+        for layer in self.dense_layers:
             shapes.append((n_in, layer.units))
             if layer.use_bias:
                 shapes.append((layer.units,))
@@ -334,8 +427,8 @@ class Sequential:
         """
         if not isinstance(weights, (list, tuple)):
             raise TypeError(f"weights must be a list of arrays, got {type(weights).__name__}")
-        if not self._layers:
-            raise ValueError("the model has no layers")
+        if not self.dense_layers:
+            raise ValueError("the model has no Dense layers")
         arrays = []
         for i, A in enumerate(weights):
             arr = data_checks.as_numeric(f"weights[{i}]", A)
@@ -355,18 +448,19 @@ class Sequential:
         if not self.built:
             self.build(n_in)
         it = iter(arrays)
-        for layer in self._layers:
+        for layer in self.dense_layers:
             np.copyto(layer.W, next(it), casting="unsafe")
             if layer.use_bias:
                 np.copyto(layer.b, next(it), casting="unsafe")
 
     def _params(self) -> list[np.ndarray]:
         """Trained arrays in the contract order ``W0, b0, W1, b1, ...`` (bias always)."""
-        return [A for layer in self._layers for A in (layer.W, layer.b)]
+        return [A for layer in self.dense_layers for A in (layer.W, layer.b)]
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="sgd", loss=None, metrics=None) -> None:
-        """Choose the optimizer (name or instance), the loss name and metrics (``"accuracy"``)."""
+        """Choose the optimizer (name or instance), the loss name and the metrics
+        (names or :mod:`fastnn.metrics` objects)."""
         opt = optimizers.get(optimizer)
         if loss is None:
             raise ValueError(
@@ -374,12 +468,17 @@ class Sequential:
                 f"{', '.join(repr(n) for n in losses.LOSS_NAMES)}"
             )
         loss = losses.get(loss)
-        names = metrics_mod.get_list(metrics)
-        self.optimizer, self.loss, self.metrics = opt, loss, names
+        chosen = metrics_mod.get_list(metrics)
+        self.optimizer, self.loss, self.metrics = opt, loss, chosen
         opt.state = None
         opt.iterations = 0
         if self.built:
             opt.build(self._params())
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of ``evaluate``'s list."""
+        return ["loss", *(m.name for m in self.metrics)]
 
     def _check_compiled(self, what: str) -> None:
         if self.optimizer is None or self.loss is None:
@@ -396,85 +495,132 @@ class Sequential:
         """(Z, Y) of the last layer for ``X``, through ``ops.dense_forward``."""
         A = X
         Z = None
-        for layer in self._layers:
+        for layer in self.dense_layers:
             Z, A = ops.dense_forward(A, layer.W, layer.b, layer.activation)
         return Z, A
 
     def _check_x(self, x, name="x") -> np.ndarray:
+        if self._flattens:
+            x = self._flatten_input(x, name)
         X = data_checks.check_2d(name, x, self.dtype)
         expected = self.input_dim
         if expected is not None:
             data_checks.check_features(X, expected)
         return X
 
+    def _flatten_input(self, x, name):
+        """``(n, d1, d2, ...)`` samples as ``(n, d1*d2*...)`` rows (a leading Flatten)."""
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError):
+            return x  # check_2d reports it
+        if arr.ndim <= 2:
+            return arr
+        shape = self._input_shape
+        if shape is not None and tuple(arr.shape[1:]) != shape and len(shape) > 1:
+            raise ValueError(
+                f"{name} has samples of shape {arr.shape[1:]}, but the model expects {shape}"
+            )
+        return arr.reshape(arr.shape[0], -1)
+
     def _prepare(self, x, y, xname="x", yname="y"):
         X = self._check_x(x, xname)
-        last = self._layers[-1]
+        last = self.dense_layers[-1]
         plan = losses.prepare(self.loss, last.activation, y, last.units, self.dtype, yname)
         data_checks.check_consistent_length(X, plan.T)
         return X, plan
 
-    def predict(self, x, batch_size=None) -> np.ndarray:
-        """Outputs ``(n, units of the last layer)`` for ``x: (n, n_features)``."""
-        if not self._layers:
-            raise ValueError("the model has no layers: add Dense layers first")
+    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+        """Outputs ``(n, units of the last layer)`` for ``x: (n, n_features)`` (or
+        ``(n, d1, d2, ...)`` behind a Flatten).  ``verbose=1`` prints one Keras-style
+        line of steps and time (steps of ``batch_size``, default 32, as Keras counts)."""
+        if not self.dense_layers:
+            raise ValueError("the model has no Dense layers: add Dense layers first")
         if batch_size is not None:
             batch_size = chk.check_int("batch_size", batch_size, low=1)
+        verbose = check_verbose(verbose)
         X = self._check_x(x)
         self._ensure_built(X.shape[1])
         ops = self._ops()
+        _warn_if_slow(ops, len(X) * self.count_params(), "predict")
+        t0 = time.perf_counter()
         # Without a batch size, chunks of CHUNK_ROWS rows bound the hidden layers'
         # temporary activations (a 10,000 x 256 float32 layer is 10 MB per array).
-        batch_size = batch_size or CHUNK_ROWS
-        if batch_size >= len(X):
-            return self._forward(ops, X)[1]
-        parts = [self._forward(ops, X[i : i + batch_size])[1] for i in range(0, len(X), batch_size)]
-        return np.concatenate(parts)
+        step = batch_size or CHUNK_ROWS
+        if step >= len(X):
+            out = self._forward(ops, X)[1]
+        else:
+            out = np.concatenate(
+                [self._forward(ops, X[i : i + step])[1] for i in range(0, len(X), step)]
+            )
+        if verbose:
+            steps = -(-len(X) // (batch_size or 32))
+            print(f"{steps}/{steps} - {format_time(time.perf_counter() - t0, steps)}")
+        return out
 
-    def _evaluate_arrays(self, ops, X, plan, batch_size):
-        """(mean loss over samples, accuracy) of ``X`` against ``plan.T``."""
-        n = len(X)
+    def __call__(self, x) -> np.ndarray:
+        """``model(x)``: the predictions as an array (``predict(x)``, silent)."""
+        return self.predict(x)
+
+    def _measure(self, ops, X, plan, batch_size, chosen, with_loss=True) -> dict:
+        """Mean loss (if ``with_loss``) and ``chosen`` metrics of ``X`` against ``plan.T``."""
+        n, k = len(X), self.dense_layers[-1].units
         step = batch_size or CHUNK_ROWS  # chunks bound the temporaries, as in predict
-        total = correct = 0.0
+        sums = dict.fromkeys((["loss"] if with_loss else []) + [m.name for m in chosen], 0.0)
         for i in range(0, n, step):
             Xb, Tb = X[i : i + step], plan.T[i : i + step]
             Z, Y = self._forward(ops, Xb)
-            total += losses.batch_loss(ops, plan, Z, Y, Tb) * len(Xb)
-            if "accuracy" in self.metrics:
-                correct += metrics_mod.count_correct(Z if plan.fused else Y, Tb, plan.head)
-        return total / n, correct / n
+            if with_loss:
+                sums["loss"] += losses.batch_loss(ops, plan, Z, Y, Tb) * len(Xb)
+            if not chosen:
+                continue
+            dense_T = _dense_targets(_slice_plan(plan, i, i + step), k)
+            labels = Tb if Tb.ndim == 1 else metrics_mod.labels_of(Tb)
+            for m in chosen:
+                if m.counted_by_trainer(k):
+                    sums[m.name] += metrics_mod.count_correct(Z if plan.fused else Y, Tb, plan.head)
+                else:
+                    sums[m.name] += float(np.sum(m.values(Y, dense_T, labels)))
+        return {key: value / n for key, value in sums.items()}
 
-    def evaluate(self, x, y, batch_size=None, verbose=0):
-        """The loss (mean over samples), or ``[loss, accuracy]`` with metrics."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
+        """The loss (mean over samples), or ``[loss, *metrics]`` with metrics, or with
+        ``return_dict=True`` ``{"loss": ..., <metric name>: ...}``.  ``verbose=1`` prints
+        one line: ``steps/steps - loss: ...`` (steps of ``batch_size``, default 32)."""
         self._check_compiled("evaluate")
-        if not self._layers:
-            raise ValueError("the model has no layers: add Dense layers first")
+        if not self.dense_layers:
+            raise ValueError("the model has no Dense layers: add Dense layers first")
         if batch_size is not None:
             batch_size = chk.check_int("batch_size", batch_size, low=1)
-        _check_verbose(verbose)
+        verbose = check_verbose(verbose)
+        if x is None or y is None:
+            raise ValueError("evaluate needs data: evaluate(x, y)")
         X, plan = self._prepare(x, y)
         self._ensure_built(X.shape[1])
-        loss, acc = self._evaluate_arrays(self._ops(), X, plan, batch_size)
-        logs = {"loss": loss, **({"accuracy": acc} if "accuracy" in self.metrics else {})}
+        ops = self._ops()
+        _warn_if_slow(ops, len(X) * self.count_params(), "evaluate")
+        logs = self._measure(ops, X, plan, batch_size, self.metrics)
         if verbose:
-            from .progress import format_logs
-
-            print(f"{len(X)}/{len(X)}{format_logs(logs)}")
-        return [loss, acc] if "accuracy" in self.metrics else loss
+            steps = -(-len(X) // (batch_size or 32))
+            print(f"{steps}/{steps}{format_logs(logs)}")
+        if return_dict:
+            return logs
+        return list(logs.values()) if self.metrics else logs["loss"]
 
     # ------------------------------------------------------------------ fit
     def fit(
         self,
         x=None,
         y=None,
-        batch_size=32,
+        batch_size=None,
         epochs=1,
-        verbose=1,
+        verbose="auto",
         validation_data=None,
         validation_split=0.0,
         shuffle=True,
         seed=None,
         callbacks=None,
+        initial_epoch=0,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns a :class:`History`.
 
@@ -482,8 +628,9 @@ class Sequential:
         order ``numpy.random.default_rng(seed).permutation`` (one permutation per
         epoch; ``shuffle=False``: in order).  ``validation_split`` holds out the
         *last* fraction of the rows (before shuffling) as validation data, unless
-        ``validation_data=(x_val, y_val)`` is given.  Progress: see
-        :mod:`fastnn.progress`.
+        ``validation_data=(x_val, y_val)`` is given.  ``initial_epoch``: the epoch to
+        start at (resuming; epochs ``initial_epoch .. epochs-1`` run).  Progress: see
+        :mod:`fastnn.progress`; callbacks and batch hooks: :mod:`fastnn.training`.
 
         Everything is validated before any state changes: a call that raises
         leaves weights, optimizer state and ``history`` as they were.  Ctrl-C
@@ -493,12 +640,26 @@ class Sequential:
         the last batch whose loss was finite are restored and
         ``history.stopped_on_nonfinite`` is set.
         """
+        run = self._validate_fit(
+            x, y, batch_size, epochs, verbose, validation_data, validation_split, shuffle,
+            seed, callbacks, initial_epoch,
+        )  # fmt: skip
+        loop = self._plan_epochs(run)
+        loop.run()
+        return self.history
+
+    def _validate_fit(
+        self, x, y, batch_size, epochs, verbose, validation_data, validation_split, shuffle,
+        seed, callbacks, initial_epoch,
+    ) -> FitRun:  # fmt: skip
+        """Step 1 of ``fit``: check every argument and the data; change nothing."""
         self._check_compiled("fit")
-        if not self._layers:
-            raise ValueError("the model has no layers: add Dense layers first")
+        if not self.dense_layers:
+            raise ValueError("the model has no Dense layers: add Dense layers first")
         batch_size = 32 if batch_size is None else chk.check_int("batch_size", batch_size, low=1)
         epochs = chk.check_int("epochs", epochs, low=0)
-        verbose = _check_verbose(verbose)
+        initial_epoch = chk.check_int("initial_epoch", initial_epoch, low=0)
+        verbose = check_verbose(verbose)
         if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
             raise TypeError(
                 "validation_split must be a number in [0, 1), got "
@@ -508,324 +669,351 @@ class Sequential:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-        if seed is not None:
-            seed = chk.check_int("seed", seed, low=0)
-        callbacks = [] if callbacks is None else callbacks
-        if isinstance(callbacks, Callback):
-            callbacks = [callbacks]
-        if not isinstance(callbacks, (list, tuple)) or not all(
-            isinstance(c, Callback) for c in callbacks
-        ):
-            raise TypeError("callbacks must be a list of fastnn.callbacks.Callback instances")
-        for l, layer in enumerate(self._layers):
+        seed = utils.next_seed() if seed is None else chk.check_int("seed", seed, low=0)
+        callbacks = _check_callbacks(callbacks)
+        for layer in self.dense_layers:
             if layer.activation not in DIFFERENTIABLE_ACTIVATIONS:
                 raise ValueError(
-                    f"layer {l} uses activation {layer.activation!r}, which has no gradient; "
-                    f"fit needs one of: {', '.join(repr(a) for a in DIFFERENTIABLE_ACTIVATIONS)} "
+                    f"layer {layer.name!r} uses activation {layer.activation!r}, which has no "
+                    f"gradient; fit needs one of: "
+                    f"{', '.join(repr(a) for a in DIFFERENTIABLE_ACTIVATIONS)} "
                     "(use fastnn.Perceptron for the step-activation learning rule)"
                 )
         if x is None or y is None:
             raise ValueError("fit needs training data: fit(x, y, ...)")
         X, plan = self._prepare(x, y)
-        val = None
+        self._warn_unscaled(x, X)
+        X, plan, val = self._validation_data(X, plan, validation_data, validation_split)
+        return FitRun(X, plan, val, batch_size, epochs, initial_epoch, verbose, bool(shuffle),
+                      seed, callbacks)  # fmt: skip
+
+    def _validation_data(self, X, plan, validation_data, validation_split):
         if validation_data is not None:
             if not isinstance(validation_data, (list, tuple)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            val = self._prepare(*validation_data, xname="x_val", yname="y_val")
-        elif validation_split > 0:
-            split_at = int(math.floor(len(X) * (1 - validation_split)))
-            if split_at < 1 or split_at == len(X):
-                raise ValueError(
-                    f"validation_split={validation_split} of {len(X)} samples leaves "
-                    f"{split_at} for training and {len(X) - split_at} for validation; "
-                    "both need at least one"
-                )
-            val = (X[split_at:], _slice_plan(plan, split_at, None))
-            X, plan = X[:split_at], _slice_plan(plan, 0, split_at)
+            return X, plan, self._prepare(*validation_data, xname="x_val", yname="y_val")
+        if validation_split <= 0:
+            return X, plan, None
+        split_at = int(math.floor(len(X) * (1 - validation_split)))
+        if split_at < 1 or split_at == len(X):
+            raise ValueError(
+                f"validation_split={validation_split} of {len(X)} samples leaves "
+                f"{split_at} for training and {len(X) - split_at} for validation; "
+                "both need at least one"
+            )
+        val = (X[split_at:], _slice_plan(plan, split_at, None))
+        return X[:split_at], _slice_plan(plan, 0, split_at), val
+
+    def _warn_unscaled(self, x, X) -> None:
+        """Warn once per model when inputs look unscaled (raw pixels, huge values)."""
+        if self._scale_warned or X.size == 0:
+            return
+        kind = getattr(x, "dtype", None)
+        integers = kind is not None and np.dtype(kind).kind in "iu"
+        top = float(max(X.max(), -X.min()))
+        if not ((integers and top > 1) or top > LARGE_INPUT):
+            return
+        self._scale_warned = True
+        what = (
+            f"integers up to {top:g} (dtype {np.dtype(kind)})"
+            if integers
+            else f"|x| up to {top:.3g}"
+        )
+        fix = "x / 255.0 for 0..255 pixels" if 1 < top <= 255 else "standardize each feature"
+        warnings.warn(
+            f"fit got unscaled inputs: x holds {what}. Unscaled inputs train to worse "
+            f"accuracy or diverge; scale them first ({fix}, e.g. x = x / 255.0 or "
+            "(x - x.mean(0)) / x.std(0)).",
+            InputScaleWarning,
+            stacklevel=4,
+        )
+
+    def _plan_epochs(self, run: FitRun) -> EpochLoop:
+        """Step 2 of ``fit``: build, set up optimizer, trainer, history and callbacks."""
         ops = self._ops()
-        # Validated: from here on, state may change.
-        self._ensure_built(X.shape[1])
+        self._ensure_built(run.X.shape[1])
         params = self._params()
         opt = self.optimizer
         if opt.state is None or [S[0].shape for S in opt.state] != [P.shape for P in params]:
             opt.build(params)
+        n_epochs = max(run.epochs - run.initial_epoch, 0)
+        _warn_if_slow(ops, 3.0 * len(run.X) * self.count_params() * n_epochs, "fit")
         history = History()
         self.history = history
-        trainer = _Trainer(self, ops, X, plan, batch_size)
-        history.params = {
-            "epochs": epochs,
-            "steps": trainer.n_batches,
-            "verbose": verbose,
-            "batch_size": batch_size,
-        }
-        cbs = [history, *callbacks]
+        per_batch = any(cb.wants_batch_hooks for cb in run.callbacks)
+        chunking = Chunking(CHUNK_ROWS, CHUNK_MACS, FUSED_MACS, FUSED_ROWS)
+        trainer = Trainer(
+            ops, self.dense_layers, run.X, run.plan, run.batch_size, opt, chunking,
+            stop_on_nonfinite=self.stop_on_nonfinite, per_batch=per_batch,
+        )  # fmt: skip
+        history.params = {"epochs": run.epochs, "steps": trainer.n_batches,
+                          "verbose": run.verbose, "batch_size": run.batch_size}  # fmt: skip
+        cbs = [*run.callbacks, history]
         for cb in cbs:
             cb.set_model(self)
-        progress = Progress(verbose, epochs, trainer.n_batches)
-        rng = np.random.default_rng(seed)
-        N = len(X)
+            cb.set_params(dict(history.params))
+        k = self.dense_layers[-1].units
+        counted = [m.name for m in self.metrics if m.counted_by_trainer(k)]
+        extra = [m for m in self.metrics if not m.counted_by_trainer(k)]
         # Several epochs per call when nothing needs to run between epochs: tiny
         # full-batch nets then make one compiled call per thousands of steps.
-        fuse = verbose == 0 and not callbacks and val is None and trainer.aligned
-        want_acc = "accuracy" in self.metrics
+        fuse = (run.verbose == 0 and not run.callbacks and run.val is None and not extra
+                and trainer.aligned)  # fmt: skip
+        progress = Progress(run.verbose, run.epochs, trainer.n_batches)
         self.stop_training = False
-        for cb in cbs:
-            cb.on_train_begin()
-        try:
-            epoch = 0
-            while epoch < epochs and not self.stop_training:
-                group = min(trainer.epochs_per_call(N), epochs - epoch) if fuse else 1
-                if group > 1:
-                    # One shuffle call for the whole group: the same random stream as
-                    # `group` successive rng.permutation(N) calls, without their overhead.
-                    orders = np.tile(np.arange(N), (group, 1))
-                    if shuffle:
-                        orders = rng.permuted(orders, axis=1)
-                    loss, acc = trainer.run_epochs(orders.ravel(), epoch)
-                    logs = {"loss": loss, **({"accuracy": acc} if want_acc else {})}
-                    history.extend(epoch, logs)  # the only callback when fusing
-                    epoch += len(loss)
+        return EpochLoop(
+            self, trainer, cbs, history, progress, self._epoch_logs(ops, run, counted, extra),
+            np.random.default_rng(run.seed), epochs=run.epochs, first_epoch=run.initial_epoch,
+            shuffle=run.shuffle, fuse=fuse, counted_names=counted,
+        )  # fmt: skip
+
+    def _epoch_logs(self, ops, run: FitRun, counted, extra):
+        """Step 3's measurements: ``logs_for(loss, acc, diverged)`` for the epoch loop."""
+
+        def logs_for(loss, acc, diverged):
+            logs = {"loss": loss}
+            for m in self.metrics:
+                logs[m.name] = acc if m.name in counted else math.nan
+            if extra and not diverged:
+                logs.update(self._measure(ops, run.X, run.plan, None, extra, with_loss=False))
+            if run.val is not None:
+                if diverged:
+                    val = dict.fromkeys(["loss", *(m.name for m in self.metrics)], math.nan)
                 else:
-                    order = rng.permutation(N) if shuffle else np.arange(N)
-                    for cb in cbs:
-                        cb.on_epoch_begin(epoch)
-                    progress.epoch_begin(epoch)
-                    loss, acc = trainer.run_epoch(order, epoch, progress, cbs)
-                    logs = {"loss": loss, **({"accuracy": acc} if want_acc else {})}
-                    if val is not None:
-                        if trainer.nonfinite is None:
-                            vloss, vacc = self._evaluate_arrays(ops, val[0], val[1], None)
-                        else:
-                            vloss = vacc = math.nan
-                        logs["val_loss"] = vloss
-                        if want_acc:
-                            logs["val_accuracy"] = vacc
-                    progress.epoch_end(logs)
-                    for cb in cbs:
-                        cb.on_epoch_end(epoch, dict(logs))
-                    epoch += 1
-                if trainer.nonfinite is not None:
-                    history.stopped_on_nonfinite = True
-                    history.nonfinite = trainer.nonfinite
-                    self.stop_training = True
-                    info = trainer.nonfinite
-                    what = (
-                        f"the loss became non-finite ({info['value']})"
-                        if isinstance(info["value"], float)
-                        else "the weights became non-finite"
-                    )
-                    warnings.warn(
-                        f"training stopped: {what} at epoch "
-                        f"{info['epoch'] + 1}, batch {info['batch'] + 1}. The model holds the "
-                        f"weights of the last batch with a finite loss (after "
-                        f"{info['restored_updates']} updates in this fit). Lower the learning "
-                        "rate, or scale the inputs.",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-        except KeyboardInterrupt:
-            trainer.rollback()
-            progress.interrupted()
-            raise
-        for cb in cbs:
-            cb.on_train_end()
-        return history
+                    val = self._measure(ops, run.val[0], run.val[1], None, self.metrics)
+                logs.update({f"val_{key}": value for key, value in val.items()})
+            return logs
+
+        return logs_for
 
     # ------------------------------------------------------------------ saving
-    def save(self, path) -> None:
-        """Save architecture, weights and optimizer state (see :mod:`fastnn.saving`)."""
-        from .saving import save_model
+    def save(self, filepath) -> None:
+        """Save architecture, weights and optimizer state to one ``.npz`` archive.
 
-        save_model(self, path)
+        ``.npz`` is appended when ``filepath`` has no suffix; ``.keras``/``.h5`` are
+        refused (fastnn does not write Keras files).  See :mod:`fastnn.saving`.
+        """
+        from . import __version__
+
+        path = saving.resolve_path(filepath)
+        if not self.built:
+            raise ValueError(
+                "the model is not built yet (it has no weights to save): call build(input_dim), "
+                "fit or predict first"
+            )
+        meta = {
+            "format": saving.FORMAT,
+            "format_version": saving.FORMAT_VERSION,
+            "fastnn_version": __version__,
+            "config": self.get_config(),
+            "compile": None,
+        }
+        arrays = saving.layer_arrays(self.dense_layers)
+        opt = self.optimizer
+        if opt is not None:
+            meta["compile"] = {
+                "loss": self.loss,
+                "metrics": [_metric_entry(m) for m in self.metrics],
+                "optimizer": {
+                    "name": opt.name,
+                    "config": opt.get_config(),
+                    "iterations": int(opt.iterations) if opt.state is not None else 0,
+                },
+            }
+            for p, S in enumerate(opt.state or ()):
+                for s, A in enumerate(S):
+                    arrays[f"opt_{p}_{s}"] = A
+        arrays[saving.META] = saving.encode_json(meta)
+        saving.write_archive(path, arrays)
+
+    def save_weights(self, filepath) -> None:
+        """Save the weights only (``.npz``; suffix rules as :meth:`save`)."""
+        path = saving.resolve_path(filepath, "weights")
+        if not self.built:
+            raise ValueError("the model is not built yet: it has no weights to save")
+        arrays = saving.layer_arrays(self.dense_layers)
+        meta = {
+            "format": saving.WEIGHTS_FORMAT,
+            "format_version": 1,
+            "layers": [layer.name for layer in self.dense_layers],
+        }
+        arrays[saving.WEIGHTS_META] = saving.encode_json(meta)
+        saving.write_archive(path, arrays)
+
+    def load_weights(self, filepath) -> None:
+        """Load weights written by :meth:`save_weights` (or :meth:`save`) into this
+        model, which must have the same Dense layer shapes (layer names may differ)."""
+        path = saving.existing_path(filepath)
+        with saving.loading(path, "fastnn weights"):
+            arrays = saving.read_archive(path)
+            if saving.WEIGHTS_META in arrays:
+                saving.decode_meta(
+                    arrays, saving.WEIGHTS_META, saving.WEIGHTS_FORMAT, 1, "fastnn weights"
+                )
+            else:  # a full model file: take its weights, ignore the rest
+                saving.decode_meta(arrays, saving.META, saving.FORMAT, saving.FORMAT_VERSION)
+                arrays = {k: v for k, v in arrays.items() if not k.startswith("opt_")}
+            first = arrays.get("W_0")
+            saving.expect(first is not None and first.ndim == 2, "array 'W_0' is missing")
+            n_in = self.input_dim if self.input_dim is not None else first.shape[0]
+            self._take_layer_weights(arrays, n_in, staged=True)
+
+    def _take_layer_weights(self, arrays, n_in, staged=False) -> None:
+        """Pop, check and copy ``W_<l>``/``b_<l>`` into the (built) Dense layers."""
+        taken = []
+        for l, layer in enumerate(self.dense_layers):
+            W = saving.take_array(arrays, f"W_{l}", (n_in, layer.units), self.dtype)
+            b = saving.take_array(arrays, f"b_{l}", (layer.units,), self.dtype)
+            taken.append((W, b))
+            n_in = layer.units
+        if staged:
+            saving.expect(not any(k.startswith(("W_", "b_")) for k in arrays),
+                          f"it holds more layers than the model: {sorted(arrays)}")  # fmt: skip
+        if not self.built:
+            self.build(taken[0][0].shape[0])
+        for layer, (W, b) in zip(self.dense_layers, taken):
+            np.copyto(layer.W, W)
+            np.copyto(layer.b, b if layer.use_bias else 0)
 
     def get_config(self) -> dict:
+        """Keras-style configuration: ``{"name", "dtype", "seed", "input_shape",
+        "input_dim", "layers": [{"class_name", "config"}, ...]}``."""
         return {
             "name": self.name,
             "dtype": self.dtype.name,
             "seed": self.seed,
+            "input_shape": None if self._input_shape is None else list(self._input_shape),
             "input_dim": self.input_dim,
-            "layers": [layer.get_config() for layer in self._layers],
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self._layers
+            ],
         }
+
+    @classmethod
+    def from_config(cls, config: dict, backend=None) -> Sequential:
+        """A new, unbuilt-or-freshly-initialized model from :meth:`get_config`'s dict
+        (weights are drawn from the saved ``seed``, not copied)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        model = cls(backend=backend, dtype=config.get("dtype", "float32"),
+                    seed=config.get("seed"), name=config.get("name"))  # fmt: skip
+        shape = config.get("input_shape")
+        if shape is not None:
+            model.add(Input(shape=tuple(shape)))
+        for entry in config.get("layers", []):
+            if isinstance(entry, dict) and "class_name" not in entry:
+                entry = {"class_name": "Dense", "config": entry}  # format version 1
+            model.add(layer_from_config(entry))
+        if config.get("input_dim") is not None and not model.built:
+            model.build(config["input_dim"])
+        return model
 
     def __repr__(self) -> str:
         return f"<Sequential {self.name!r} layers={self._layers} dtype={self.dtype.name}>"
 
 
-def _check_verbose(verbose) -> int:
-    if verbose == "auto":
-        return 1
-    valid = not isinstance(verbose, bool) and isinstance(verbose, numbers.Integral)
-    if not valid or verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
-    return int(verbose)
+def _summary_lines(name, rows, total, dtype, backend) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+    line = "=" * sum(widths)
+    out = [f'Model: "{name}"', line.replace("=", "-")]
+    out.append("".join(c.ljust(w) for c, w in zip(rows[0], widths)).rstrip())
+    out.append(line)
+    for r in rows[1:]:
+        out.append("".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    out.append(line)
+    if total is None:
+        out.append("Total params: ? (the model is not built: call build(input_dim) or fit)")
+    else:
+        size = total * dtype.itemsize
+        unit = f"{size / 1024:.2f} KB" if size < 2**20 else f"{size / 2**20:.2f} MB"
+        out.append(f"Total params: {total:,} ({unit})")
+        out.append(f"Trainable params: {total:,} ({unit})")
+        out.append("Non-trainable params: 0 (0.00 B)")
+    out.append(f"dtype: {dtype.name}, backend: {backend}")
+    return out
 
 
-def _slice_plan(plan: losses.Plan, start, stop) -> losses.Plan:
-    return losses.Plan(plan.head, plan.last_activation, plan.T[start:stop])
+def _check_callbacks(callbacks) -> list:
+    callbacks = [] if callbacks is None else callbacks
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)) or not all(
+        isinstance(c, Callback) for c in callbacks
+    ):
+        raise TypeError("callbacks must be a list of fastnn.callbacks.Callback instances")
+    for cb in callbacks:
+        cb.check_hooks()
+    return list(callbacks)
 
 
-class _Trainer:
-    """One ``fit`` call's calls to ``ops.train_batches``, with rollback points.
+def _metric_entry(metric) -> str | dict:
+    """How a metric is saved: its name when compile got that name, else class + config."""
+    plain = metrics_mod.METRICS.get(metric.name)
+    if plain is type(metric) and metric.get_config() == type(metric)(name=metric.name).get_config():
+        return metric.name
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
-    Before each call it snapshots weights, optimizer state and step count, so an
-    interrupted call can be undone (``rollback``) and a non-finite loss can be
-    traced back to the last weights whose loss was finite: those are rebuilt by
-    replaying, from the snapshot, the batches before that point (training is
-    deterministic, so the replay reproduces them exactly).
+
+# ---------------------------------------------------------------------- loading
+def load_model(filepath, backend=None) -> Sequential:
+    """Load a model written by ``Sequential.save`` (see :mod:`fastnn.saving`).
+
+    ``backend``: the loaded model's ``backend`` (None: the current backend at each
+    call); files do not tie a model to a backend.  Raises ``ValueError`` for a
+    file that is truncated, corrupt, not a fastnn model, from a newer format, or
+    that holds object arrays.  A path without a suffix also finds ``path + ".npz"``.
     """
+    path = saving.existing_path(filepath)
+    with saving.loading(path):
+        arrays = saving.read_archive(path)
+        meta = saving.decode_meta(arrays, saving.META, saving.FORMAT, saving.FORMAT_VERSION)
+        model = _model_from_meta(meta, backend)
+        model._take_layer_weights(arrays, model.input_dim)
+        if meta.get("compile") is not None:
+            _restore_compile(model, meta["compile"], arrays)
+        saving.expect(not arrays, f"it holds unexpected arrays: {sorted(arrays)}")
+    return model
 
-    def __init__(self, model: Sequential, ops, X, plan, batch_size):
-        self.model = model
-        self.ops = ops
-        self.X = X
-        self.plan = plan
-        N = len(X)
-        self.batch_size = min(batch_size, N)
-        self.n_batches = -(-N // self.batch_size)
-        sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
-        sizes[-1] = N - self.batch_size * (self.n_batches - 1)
-        self.sizes = sizes
-        self.no_bias = [l for l, layer in enumerate(model._layers) if not layer.use_bias]
-        # Bias-free layers are trained one batch per call, their b reset to zero after it.
-        rows = max(CHUNK_ROWS, CHUNK_MACS // sum(layer.W.size for layer in model._layers))
-        self.chunk = 1 if self.no_bias else max(1, rows // self.batch_size)
-        self.aligned = N % self.batch_size == 0 and not self.no_bias
-        layers = model._layers
-        self.Ws = [layer.W for layer in layers]
-        self.bs = [layer.b for layer in layers]
-        self.activations = [layer.activation for layer in layers[:-1]] + [plan.last_activation]
-        self.params = model._params()
-        self.opt = model.optimizer
-        self.dtype = X.dtype
-        self.snap = None  # (arrays, iterations, order segment) before the current call
-        self.prev = None  # the same for the previous call
-        self.in_call = False
-        self.nonfinite: dict | None = None
-        self.updates = 0  # updates applied in this fit (after rollbacks)
 
-    def _arrays(self):
-        return [*self.params, *(A for S in self.opt.state for A in S)]
+def _model_from_meta(meta: dict, backend) -> Sequential:
+    config = meta.get("config")
+    saving.expect(isinstance(config, dict), "its architecture is missing")
+    layer_configs = config.get("layers")
+    saving.expect(isinstance(layer_configs, list) and layer_configs, "it lists no layers")
+    input_dim = config.get("input_dim")
+    saving.expect(isinstance(input_dim, int) and input_dim >= 1, "its input_dim is invalid")
+    try:
+        # The weights come from the file: build from the config, then overwrite.
+        return Sequential.from_config(config, backend=backend)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise saving.FileError(f"its architecture is invalid ({exc})") from None
 
-    def _snapshot(self, segment):
-        return ([A.copy() for A in self._arrays()], self.opt.iterations, self.updates, segment)
 
-    def _restore(self, snap):
-        for A, saved in zip(self._arrays(), snap[0]):
+def _restore_compile(model: Sequential, compiled: dict, arrays: dict) -> None:
+    try:
+        opt_meta = compiled["optimizer"]
+        opt = optimizers.from_config(opt_meta["name"], opt_meta["config"])
+        chosen = [_metric_from_entry(m) for m in compiled["metrics"] or []]
+        model.compile(opt, compiled["loss"], chosen or None)
+        iterations = int(opt_meta["iterations"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise saving.FileError(f"its training configuration is invalid ({exc})") from None
+    for p, S in enumerate(opt.state):
+        for s, A in enumerate(S):
+            name = f"opt_{p}_{s}"
+            if name not in arrays:
+                saving.expect(iterations == 0, f"optimizer state {name!r} is missing")
+                continue
+            saved = saving.take_array(arrays, name, A.shape, A.dtype, "optimizer state")
             np.copyto(A, saved)
-        self.opt.iterations = snap[1]
-        self.updates = snap[2]
+    opt.iterations = iterations
 
-    def rollback(self):
-        """Undo a call that did not complete (KeyboardInterrupt inside it)."""
-        if self.in_call and self.snap is not None:
-            self._restore(self.snap)
-        self.in_call = False
 
-    def _call(self, segment):
-        # Divergence is detected and reported below; NumPy's own overflow warnings
-        # from inside the backend would only bury that report.
-        # fit validated the data and the model built the rest in the checked form, so
-        # the per-call argument checks of the op edge are skipped (they cost more
-        # than hundreds of steps of a tiny net).
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            losses_, correct = self.ops.run_prevalidated(
-                "train_batches", self.Ws, self.bs, self.activations, self.X, self.plan.T,
-                segment, self.batch_size, self.plan.head, self.opt.name, self.opt.state,
-                tuple(self.dtype.type(h) for h in self.opt.hyper()), self.opt.iterations,
-            )  # fmt: skip
-        n = len(losses_)
-        for l in self.no_bias:
-            self.bs[l][...] = 0
-        return losses_, correct, n
-
-    def _train(self, segment):
-        """One call on ``segment`` (row indices); returns (losses, correct) per batch.
-
-        On a non-finite loss, restores the last weights with a finite loss, sets
-        ``self.nonfinite`` and returns the batches up to the first non-finite one.
-        """
-        self.prev, self.snap = self.snap, self._snapshot(segment)
-        self.in_call = True
-        losses_, correct, n = self._call(segment)
-        self.opt.iterations += n
-        self.updates += n
-        self.in_call = False
-        if not self.model.stop_on_nonfinite:
-            return losses_, correct
-        bad = np.flatnonzero(~np.isfinite(losses_))
-        if bad.size:
-            first = int(bad[0])
-        elif not all(np.isfinite(P).all() for P in self.params):
-            first = n  # the last update left non-finite weights
-        else:
-            return losses_, correct
-        self._rewind(first)
-        return losses_[: first + 1] if first < n else losses_, correct[: first + 1]
-
-    def _rewind(self, first):
-        """Restore the weights from before batch ``first - 1`` of the current call."""
-        keep = first - 1
-        if keep >= 0:
-            snap = self.snap
-        elif self.prev is not None:
-            snap = self.prev
-            keep = -(-len(snap[3]) // self.batch_size) - 1
-        else:
-            snap, keep = self.snap, 0  # the weights fit started with
-        self._restore(snap)
-        if keep > 0:
-            _, _, n = self._call(snap[3][: keep * self.batch_size])
-            self.opt.iterations += n
-            self.updates += n
-        self.nonfinite = {"restored_updates": self.updates}
-
-    def run_epoch(self, order, epoch, progress, callbacks):
-        """One epoch in chunks; returns (mean loss over its rows, accuracy)."""
-        parts, correct_sum = [], 0.0
-        for start in range(0, self.n_batches, self.chunk):
-            segment = order[start * self.batch_size : (start + self.chunk) * self.batch_size]
-            losses_, correct = self._train(segment)
-            parts.append(losses_)
-            correct_sum += float(np.sum(correct))
-            done = start + len(losses_)
-            if self.nonfinite is not None:
-                self._record_value(losses_, epoch, start)
-                break
-            if progress.live or callbacks:
-                rows = float(np.sum(self.sizes[:done]))
-                running = {"loss": float(np.dot(np.concatenate(parts), self.sizes[:done])) / rows}
-                if "accuracy" in self.model.metrics:
-                    running["accuracy"] = correct_sum / rows
-                progress.update(done, running)
-                for cb in callbacks:
-                    cb.on_train_batch_end(done - 1, running)
-        # Sample-weighted mean: batch losses are means over their rows.
-        sizes = self.sizes[:done]
-        rows = float(np.sum(sizes))
-        return float(np.dot(np.concatenate(parts), sizes)) / rows, correct_sum / rows
-
-    def _record_value(self, losses_, epoch, start):
-        bad = np.flatnonzero(~np.isfinite(losses_))
-        j = int(bad[0]) if bad.size else len(losses_) - 1
-        value = float(losses_[j]) if bad.size else "weights"
-        self.nonfinite.update(epoch=epoch, batch=start + j, value=value)
-
-    def epochs_per_call(self, N):
-        """Whole epochs of ``N`` rows fused into one call (see :data:`FUSED_MACS`)."""
-        macs = N * sum(W.size for W in self.Ws)
-        return max(1, CHUNK_ROWS // N, min(FUSED_ROWS // N, FUSED_MACS // macs))
-
-    def run_epochs(self, order, epoch):
-        """Whole epochs of full batches in one call; per-epoch (losses, accuracies) arrays."""
-        losses_, correct = self._train(order)
-        per, m = self.n_batches, len(losses_)
-        n_epochs = -(-m // per)
-        starts = np.arange(n_epochs) * per
-        counts = np.full(n_epochs, per)
-        counts[-1] = m - starts[-1]
-        # Every batch has batch_size rows here, so the epoch loss is the plain mean.
-        loss = np.add.reduceat(losses_, starts) / counts
-        acc = np.add.reduceat(correct, starts) / (counts * self.batch_size)
-        if self.nonfinite is not None:
-            self._record_value(losses_[starts[-1] :], epoch + n_epochs - 1, 0)
-        return loss, acc
+def _metric_from_entry(entry):
+    if isinstance(entry, str):
+        return entry
+    classes = {cls.__name__: cls for cls in metrics_mod.METRICS.values()}
+    if not isinstance(entry, dict) or entry.get("class_name") not in classes:
+        raise ValueError(f"unknown metric {entry!r}")
+    return classes[entry["class_name"]](**entry.get("config", {}))

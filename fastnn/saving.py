@@ -1,25 +1,38 @@
 """Pickle-free model files: JSON architecture + weights in one ``.npz`` archive.
 
-A file holds (NumPy ``.npz``, a zip of ``.npy`` arrays, read with
-``allow_pickle=False``):
+A model file (``Sequential.save``, read by ``fastnn.load_model``) holds (NumPy
+``.npz``, a zip of ``.npy`` arrays, read with ``allow_pickle=False``):
 
 * ``fastnn_model``: UTF-8 JSON as a ``uint8`` array -- ``{"format": "fastnn.Sequential",
-  "format_version": 1, "fastnn_version", "config": {dtype, seed, input_dim, layers},
-  "compile": {"loss", "metrics", "optimizer": {"name", "config", "iterations"}} or null}``;
-* ``W_<l>``, ``b_<l>``: each layer's weights (``b`` is zeros for ``use_bias=False``);
+  "format_version": 2, "fastnn_version", "config": Sequential.get_config(),
+  "compile": {"loss", "metrics", "optimizer": {"name", "config", "iterations"}} or null}``
+  (format version 1 files, whose layer list holds ``Dense`` arguments, still load);
+* ``W_<l>``, ``b_<l>``: Dense layer ``l``'s weights (``b`` is zeros for ``use_bias=False``);
 * ``opt_<p>_<s>``: optimizer state array ``s`` of parameter ``p`` (order ``W0, b0, ...``),
   so a loaded model continues training exactly where the saved one stopped.
 
-The file is written to a temporary file in the target directory, flushed to disk
-and then renamed over ``path`` (:func:`os.replace`, atomic on POSIX and Windows),
-so a crash leaves either the old file or the new one, never half of one.
-Loading checks everything (format tag and version, JSON schema, array names,
-shapes, dtypes, finiteness) before building the model; any problem raises
-``ValueError`` naming the file and what is wrong.
+A weights file (``save_weights``/``load_weights``) holds ``W_<l>``, ``b_<l>`` and a
+``fastnn_weights`` JSON entry naming the layers.
+
+**Paths.**  fastnn writes NumPy archives, not Keras files: a path without a suffix
+gets ``.npz`` appended (as :func:`numpy.savez` does), and a Keras suffix (``.keras``,
+``.h5``, ``.hdf5``) is refused with a message rather than silently writing an
+``.npz`` under that name.  Other suffixes are written as given.
+
+**Atomic writes.**  The file is written to a temporary file in the target directory,
+flushed to disk and renamed over the path (:func:`os.replace`, atomic on POSIX and
+Windows), so a crash leaves either the old file or the new one, never half of one.
+The new file gets the permissions the umask gives any new file.  Loading checks
+everything (format tag and version, JSON schema, array names, shapes, dtypes,
+finiteness) before building the model; any problem raises ``ValueError`` naming the
+file and what is wrong.
+
+This module knows the file format only; ``fastnn.model`` builds models from it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -29,193 +42,164 @@ import zlib
 import numpy as np
 
 FORMAT = "fastnn.Sequential"
-FORMAT_VERSION = 1
-_META = "fastnn_model"
+FORMAT_VERSION = 2
+WEIGHTS_FORMAT = "fastnn.weights"
+META = "fastnn_model"
+WEIGHTS_META = "fastnn_weights"
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-def save_model(model, path) -> None:
-    """Write ``model`` (built) to ``path``; see the module doc for the format."""
-    from . import __version__
-    from .model import Sequential
+class FileError(ValueError):
+    """What is wrong with a file being loaded (wrapped with its path by :func:`loading`)."""
 
-    if not isinstance(model, Sequential):
-        raise TypeError(f"save_model saves a fastnn.Sequential, got {type(model).__name__}")
-    if not model.built:
-        raise ValueError(
-            "the model is not built yet (it has no weights to save): call build(input_dim), "
-            "fit or predict first"
-        )
-    path = os.fspath(path)
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "fastnn_version": __version__,
-        "config": model.get_config(),
-        "compile": None,
-    }
-    arrays = {}
-    for l, layer in enumerate(model.layers):
-        arrays[f"W_{l}"] = layer.W
-        arrays[f"b_{l}"] = layer.b
-    opt = model.optimizer
-    if opt is not None:
-        meta["compile"] = {
-            "loss": model.loss,
-            "metrics": list(model.metrics),
-            "optimizer": {
-                "name": opt.name,
-                "config": opt.get_config(),
-                "iterations": int(opt.iterations) if opt.state is not None else 0,
-            },
-        }
-        if opt.state is not None:
-            for p, S in enumerate(opt.state):
-                for s, A in enumerate(S):
-                    arrays[f"opt_{p}_{s}"] = A
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastnn-", suffix=".tmp")
+
+def expect(cond, message) -> None:
+    if not cond:
+        raise FileError(message)
+
+
+@contextlib.contextmanager
+def loading(path: str, what: str = "a fastnn model"):
+    """Turn a :class:`FileError` inside into ``ValueError("cannot load <path> as ...")``."""
     try:
+        yield
+    except FileError as exc:
+        raise ValueError(f"cannot load {path!r} as {what}: {exc}") from None
+
+
+def resolve_path(path, what: str = "model") -> str:
+    """The path written for ``path``: ``.npz`` appended without a suffix; Keras suffixes refused."""
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    base = os.path.basename(path)
+    lower = base.lower()
+    if lower.endswith(KERAS_SUFFIXES):
+        example = "model.weights.npz" if what == "weights" else "model.npz"
+        raise ValueError(
+            f"cannot save the {what} to {path!r}: fastnn writes pickle-free NumPy .npz "
+            f"archives, not Keras {os.path.splitext(lower)[1]} files; use a path ending in "
+            f".npz (e.g. {example!r})"
+        )
+    if not os.path.splitext(base)[1]:
+        path += ".npz"
+    return path
+
+
+def existing_path(path) -> str:
+    """``path`` to read: as given, or with ``.npz`` appended when only that exists."""
+    path = os.fspath(path)
+    if not os.path.exists(path) and not os.path.splitext(path)[1] and os.path.exists(path + ".npz"):
+        return path + ".npz"
+    return path
+
+
+def _new_file_mode() -> int:
+    # os.umask can only be read by setting it; restore at once.
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_archive(path: str, arrays: dict) -> None:
+    """Write ``arrays`` as an ``.npz`` at ``path`` atomically (see the module doc)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"cannot save to {path!r}: the directory {directory!r} does not exist"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastnn-", suffix=".tmp")
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot save to {path!r}: {exc.strerror}") from None
+    try:
+        # mkstemp creates the file 0600; give it the mode of any new file instead.
+        os.chmod(tmp, _new_file_mode())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
-class _Bad(ValueError):
-    pass
+def encode_json(obj) -> np.ndarray:
+    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
 
 
-def _read_archive(path: str) -> dict[str, np.ndarray]:
-    """Every array of the archive, or a ValueError saying why it is not readable."""
+def read_archive(path: str) -> dict[str, np.ndarray]:
+    """Every array of the archive, or a FileError saying why it is not readable."""
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise _Bad("it is not a NumPy .npz archive") from None
-        raise _Bad(f"it is not a readable .npz archive ({exc})") from None
+            raise FileError("it is not a NumPy .npz archive") from None
+        raise FileError(f"it is not a readable .npz archive ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise _Bad(f"it is not a readable .npz archive ({exc})") from None
+        raise FileError(f"it is not a readable .npz archive ({exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise _Bad("it holds a single .npy array, not a fastnn model archive")
+        raise FileError("it holds a single .npy array, not a fastnn archive")
     arrays = {}
     with data:
         for key in data.files:
-            try:
-                arrays[key] = data[key]
-            except ValueError as exc:
-                if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-                    raise _Bad(
-                        f"array {key!r} holds Python objects, which are never loaded "
-                        "(allow_pickle=False)"
-                    ) from None
-                raise _Bad(f"array {key!r} is corrupt ({exc})") from None
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-                raise _Bad(f"array {key!r} is truncated or corrupt ({exc})") from None
+            arrays[key] = _read_member(data, key)
     return arrays
 
 
-def _expect(cond, message):
-    if not cond:
-        raise _Bad(message)
-
-
-def load_model(path, backend=None):
-    """Load a model written by :func:`save_model` / ``Sequential.save``.
-
-    ``backend``: the loaded model's ``backend`` (None: the current backend at each
-    call); files do not tie a model to a backend.  Raises ``ValueError`` for a
-    file that is truncated, corrupt, not a fastnn model, from a newer format, or
-    that holds object arrays.
-    """
-    from . import optimizers
-    from .model import Dense, Sequential
-
-    path = os.fspath(path)
+def _read_member(data, key):
     try:
-        arrays = _read_archive(path)
-        _expect(_META in arrays, f"it has no {_META!r} entry (not a fastnn model file)")
-        raw = arrays.pop(_META)
-        _expect(raw.dtype == np.uint8 and raw.ndim == 1, f"its {_META!r} entry is malformed")
-        try:
-            meta = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Bad(f"its architecture JSON is corrupt ({exc})") from None
-        _expect(isinstance(meta, dict) and meta.get("format") == FORMAT, "not a fastnn model")
-        version = meta.get("format_version")
-        _expect(isinstance(version, int), "its format version is missing")
-        _expect(
-            version <= FORMAT_VERSION,
-            f"it uses format version {version}, newer than this fastnn reads "
-            f"({FORMAT_VERSION}); upgrade fastnn",
-        )
-        config = meta.get("config")
-        _expect(isinstance(config, dict), "its architecture is missing")
-        layer_configs = config.get("layers")
-        _expect(isinstance(layer_configs, list) and layer_configs, "it lists no layers")
-        try:
-            model = Sequential(
-                backend=backend,
-                dtype=config["dtype"],
-                seed=config["seed"],
-                name=config.get("name", "sequential"),
-            )
-            for cfg in layer_configs:
-                model.add(Dense(**cfg))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _Bad(f"its architecture is invalid ({exc})") from None
-        dtype = model.dtype
-        input_dim = config.get("input_dim")
-        _expect(isinstance(input_dim, int) and input_dim >= 1, "its input_dim is invalid")
-        n_in = input_dim
-        params = []
-        for l, layer in enumerate(model.layers):
-            for name, shape in ((f"W_{l}", (n_in, layer.units)), (f"b_{l}", (layer.units,))):
-                A = arrays.pop(name, None)
-                _expect(A is not None, f"array {name!r} is missing")
-                _expect(
-                    A.dtype == dtype and A.shape == shape,
-                    f"array {name!r} has shape {A.shape} and dtype {A.dtype}, expected "
-                    f"{shape} and {dtype}",
-                )
-                _expect(np.isfinite(A).all(), f"array {name!r} holds NaN or infinity")
-                params.append(A)
-            n_in = layer.units
-        model.build(input_dim)
-        for P, A in zip(model._params(), params):
-            np.copyto(P, A)
-        compiled = meta.get("compile")
-        if compiled is not None:
-            try:
-                opt_meta = compiled["optimizer"]
-                opt = optimizers.from_config(opt_meta["name"], opt_meta["config"])
-                model.compile(opt, compiled["loss"], compiled["metrics"] or None)
-                iterations = int(opt_meta["iterations"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise _Bad(f"its training configuration is invalid ({exc})") from None
-            for p, S in enumerate(opt.state):
-                for s, A in enumerate(S):
-                    name = f"opt_{p}_{s}"
-                    saved = arrays.pop(name, None)
-                    if saved is None:
-                        _expect(iterations == 0, f"optimizer state {name!r} is missing")
-                        continue
-                    _expect(
-                        saved.dtype == dtype and saved.shape == A.shape,
-                        f"optimizer state {name!r} has the wrong shape or dtype",
-                    )
-                    np.copyto(A, saved)
-            opt.iterations = iterations
-        _expect(not arrays, f"it holds unexpected arrays: {sorted(arrays)}")
-    except _Bad as exc:
-        raise ValueError(f"cannot load {path!r} as a fastnn model: {exc}") from None
-    return model
+        return data[key]
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise FileError(
+                f"array {key!r} holds Python objects, which are never loaded (allow_pickle=False)"
+            ) from None
+        raise FileError(f"array {key!r} is corrupt ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise FileError(f"array {key!r} is truncated or corrupt ({exc})") from None
+
+
+def decode_meta(arrays: dict, key: str, fmt: str, version: int, what="fastnn model") -> dict:
+    """Pop and parse the JSON entry ``key``; check its format tag and version."""
+    expect(key in arrays, f"it has no {key!r} entry (not a {what} file)")
+    raw = arrays.pop(key)
+    expect(raw.dtype == np.uint8 and raw.ndim == 1, f"its {key!r} entry is malformed")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FileError(f"its architecture JSON is corrupt ({exc})") from None
+    expect(isinstance(meta, dict) and meta.get("format") == fmt, f"not a {what}")
+    found = meta.get("format_version")
+    expect(isinstance(found, int), "its format version is missing")
+    expect(
+        found <= version,
+        f"it uses format version {found}, newer than this fastnn reads ({version}); upgrade fastnn",
+    )
+    return meta
+
+
+def take_array(arrays: dict, name: str, shape, dtype, what: str = "array") -> np.ndarray:
+    """Pop ``arrays[name]`` after checking its shape, dtype and finiteness."""
+    A = arrays.pop(name, None)
+    expect(A is not None, f"{what} {name!r} is missing")
+    expect(
+        A.dtype == dtype and A.shape == tuple(shape),
+        f"{what} {name!r} has shape {A.shape} and dtype {A.dtype}, expected "
+        f"{tuple(shape)} and {dtype}",
+    )
+    expect(np.isfinite(A).all(), f"{what} {name!r} holds NaN or infinity")
+    return A
+
+
+def layer_arrays(dense) -> dict[str, np.ndarray]:
+    """``W_<l>``, ``b_<l>`` of built Dense layers."""
+    arrays = {}
+    for l, layer in enumerate(dense):
+        arrays[f"W_{l}"] = layer.W
+        arrays[f"b_{l}"] = layer.b
+    return arrays

@@ -91,8 +91,10 @@ def test_file_format_is_pickle_free_json_plus_arrays(tmp_path):
         meta = json.loads(data["fastnn_model"].tobytes().decode("utf-8"))
         assert all(data[k].dtype != object for k in data.files)
     assert {"W_0", "b_0", "W_1", "b_1", "opt_0_0", "opt_0_1"} <= names
-    assert meta["format"] == "fastnn.Sequential" and meta["format_version"] == 1
-    assert meta["config"]["layers"][1]["activation"] == "softmax"
+    # Format version 2: Keras-style layer entries (issue 11).
+    assert meta["format"] == "fastnn.Sequential" and meta["format_version"] == 2
+    assert meta["config"]["layers"][1]["class_name"] == "Dense"
+    assert meta["config"]["layers"][1]["config"]["activation"] == "softmax"
 
 
 def test_unbuilt_model_cannot_be_saved(tmp_path):
@@ -223,7 +225,8 @@ def test_inconsistent_files(saved, tmp_path, change, match):
 def test_layer_config_with_unknown_activation(saved, tmp_path):
     def change(arrays):
         meta = json.loads(arrays["fastnn_model"].tobytes().decode())
-        meta["config"]["layers"][0]["activation"] = "swish"
+        # Keras-style layer entries since format version 2 (issue 11).
+        meta["config"]["layers"][0]["config"]["activation"] = "swish"
         arrays["fastnn_model"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
     with pytest.raises(ValueError, match="architecture is invalid.*unknown activation 'swish'"):

@@ -398,6 +398,33 @@ def cmd_bench(argv: list[str]) -> int:
 # ---------------------------------------------------------------------- parser
 
 
+def _add_training_options(p, default_lr, lr_help) -> None:
+    """The options ``train`` and ``demo`` share."""
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="default 256")
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=default_lr,
+        help=lr_help,
+    )
+    p.add_argument(
+        "--hidden",
+        type=_parse_hidden,
+        default=(256,),
+        help="hidden layer widths, comma-separated (default 256; e.g. 256,128)",
+    )
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--data", metavar="DIR", default=None, help="Fashion-MNIST directory")
+    p.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        help="use only the first N training and the first N test samples (quick runs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fastnn import __version__, dispatch
     from fastnn.tools.examples import EXAMPLES
@@ -426,34 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", default=None, help="fashion-mnist: data directory")
     p.set_defaults(func=cmd_example)
 
-    def add_training_options(p, default_lr, lr_help):
-        p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
-        p.add_argument("--batch-size", type=_positive_int, default=256, help="default 256")
-        p.add_argument(
-            "--lr",
-            type=_positive_float,
-            default=default_lr,
-            help=lr_help,
-        )
-        p.add_argument(
-            "--hidden",
-            type=_parse_hidden,
-            default=(256,),
-            help="hidden layer widths, comma-separated (default 256; e.g. 256,128)",
-        )
-        p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-        p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
-        p.add_argument("--data", metavar="DIR", default=None, help="Fashion-MNIST directory")
-        p.add_argument(
-            "--limit",
-            type=_positive_int,
-            default=None,
-            help="train on the first N training samples only (quick runs)",
-        )
-
     p = sub.add_parser("train", help="train an MLP on Fashion-MNIST")
     p.add_argument("--backend", choices=dispatch.CHOICES, default=None, help=backend_help)
-    add_training_options(p, None, "learning rate (default 0.1 for sgd, 0.001 for adam)")
+    _add_training_options(p, None, "learning rate (default 0.1 for sgd, 0.001 for adam)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--save", metavar="PATH", default=None, help="save the trained model")
     p.add_argument("--verbose", action="store_true", help="per-step progress bar")
@@ -467,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEMO_BACKENDS),
         help=f"comma-separated (default {','.join(DEMO_BACKENDS)})",
     )
-    add_training_options(p, 0.1, "SGD learning rate (default 0.1)")
+    _add_training_options(p, 0.1, "SGD learning rate (default 0.1)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("warmup", help="compile the Numba kernels ahead of time")

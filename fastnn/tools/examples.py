@@ -58,15 +58,18 @@ def _sequential(layers, backend, seed, dtype):
 
 
 def _backend_name(model, backend) -> str:
-    for attr in ("backend_name", "backend"):
-        value = getattr(model, attr, None)
-        if isinstance(value, str):
-            return value
+    if isinstance(model.backend, str):
+        return model.backend
     if backend is not None:
         return backend
     from fastnn import get_backend
 
     return get_backend()
+
+
+def _epochs(n: int, what: str = "epoch") -> str:
+    """``"1 epoch"``, ``"10 epochs"``."""
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _say(verbose: bool, text: str = "") -> None:
@@ -118,9 +121,9 @@ def gates(backend=None, seed=0, verbose=False, epochs=None, learning_rate=1.0):
         }
         status = "learned exactly" if exact else "NOT learned"
         if converged:
-            conv = f"converged after {p.n_epochs_} epochs"
+            conv = f"converged after {_epochs(p.n_epochs_)}"
         else:
-            conv = f"did not converge in {p.n_epochs_} epochs"
+            conv = f"did not converge in {_epochs(p.n_epochs_)}"
         _say(verbose, f"  {name:4s} predictions {pred.astype(int).tolist()}  {status}, {conv}")
     separable_ok = all(results[g]["exact"] and results[g]["converged"] for g in GATES_SEPARABLE)
     xor_converged = results["XOR"]["converged"]
@@ -170,7 +173,7 @@ def xor(
     _say(
         verbose,
         f"XOR with a 2-8-1 network ({hidden_activation} hidden, sigmoid output), "
-        f"{epochs} epochs, backend {_backend_name(model, backend)}",
+        f"{_epochs(epochs)}, backend {_backend_name(model, backend)}",
     )
     for row, p in zip(x.astype(int).tolist(), prob):
         _say(verbose, f"  {row} -> {p:.4f}")
@@ -209,7 +212,7 @@ def neuron(backend=None, seed=0, verbose=False, epochs=1000, learning_rate=0.1, 
     names = [p[0] for p in datasets.PEOPLE] + [p[0] for p in datasets.PEOPLE_NEW]
     _say(
         verbose,
-        f"One sigmoid neuron, squared error, {epochs} epochs of per-sample SGD "
+        f"One sigmoid neuron, squared error, {_epochs(epochs)} of per-sample SGD "
         f"(lr {learning_rate}), backend {_backend_name(model, backend)}",
     )
     for nm, p in zip(names, [*prob, *prob_new]):
@@ -260,7 +263,7 @@ def nn_10_15_5(
         _save_plot(history, plot)
     _say(
         verbose,
-        f"(10, 15, 5) sigmoid network, {epochs} full-batch epochs, lr {learning_rate}, "
+        f"(10, 15, 5) sigmoid network, {_epochs(epochs, 'full-batch epoch')}, lr {learning_rate}, "
         f"backend {_backend_name(model, backend)}",
     )
     for e in sorted({0, len(losses) // 10, len(losses) // 2, len(losses) - 1}):
@@ -331,7 +334,7 @@ def coffee(
     losses = _history_dict(history).get("loss", [])
     _say(
         verbose,
-        f"Coffee roasting, 2-3-1 sigmoid network, {epochs} epochs (Adam "
+        f"Coffee roasting, 2-3-1 sigmoid network, {_epochs(epochs)} (Adam "
         f"{learning_rate}), backend {_backend_name(model, backend)}",
     )
     _say(verbose, f"  {int(y.sum())} good roasts of {n}; loss {losses[0]:.4f} -> {losses[-1]:.4f}")
@@ -377,6 +380,34 @@ def _optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}; valid choices are: 'sgd', 'adam'")
 
 
+def _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr):
+    model = _fashion_model(hidden, backend, seed, dtype)
+    model.compile(
+        optimizer=_optimizer(optimizer, lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _check_fashion_args(limit, save) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if save is not None and not Path(save).expanduser().resolve().parent.is_dir():
+        raise FileNotFoundError(f"cannot save the model to {save}: its directory does not exist")
+
+
+def _warm_up(scratch, x_train, y_train, x_test, batch_size, seed) -> float:
+    """Fit a throwaway model on the real run's shapes (full batches and one partial
+    batch), so every kernel the timed fit needs is compiled (or loaded from cache)
+    here; returns the seconds it took."""
+    t0 = time.perf_counter()
+    m = min(len(x_train), 2 * batch_size + 1)
+    scratch.fit(x_train[:m], y_train[:m], batch_size=batch_size, epochs=1, verbose=0, seed=seed)
+    scratch.predict(x_test[:m])
+    return time.perf_counter() - t0
+
+
 def fashion_mnist(
     backend=None,
     seed=0,
@@ -397,64 +428,45 @@ def fashion_mnist(
 
     Defaults are d2l's reference run (SGD lr 0.1, batch 256, 10 epochs), whose
     published test accuracy is 0.8394 (from scratch) / 0.8503 (framework).
-    ``hidden``: widths of the ReLU layers; ``limit``: train on the first ``limit``
-    training images only; ``data``: directory of the four ``.gz`` files;
-    ``save``: write the trained model there.  ``warmup`` first fits a throwaway
-    copy on a few batches so JIT compilation is not part of ``train_time``.
-
-    Returns ``test_accuracy`` (argmax of ``predict`` on the 10,000 test images),
-    ``train_time`` (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
+    ``hidden``: widths of the ReLU layers; ``limit``: use the first ``limit`` training
+    and test images only; ``data``: directory of the four ``.gz`` files; ``save``:
+    write the trained model there.  ``warmup`` first fits a throwaway copy on a few
+    batches so JIT compilation is not part of ``train_time``.  Returns
+    ``test_accuracy`` (argmax of ``predict`` on the test images), ``train_time``
+    (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
     """
-    if isinstance(hidden, int):
-        hidden = (hidden,)
-    hidden = tuple(hidden)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    _check_fashion_args(limit, save)
     epochs = chk.check_int("epochs", epochs, low=1)
     batch_size = chk.check_int("batch_size", batch_size, low=1)
-    if save is not None and not Path(save).expanduser().resolve().parent.is_dir():
-        raise FileNotFoundError(f"cannot save the model to {save}: its directory does not exist")
     # Build model and optimizer first: bad settings fail before the data is read.
-    model = _fashion_model(hidden, backend, seed, dtype)
-    model.compile(
-        optimizer=_optimizer(optimizer, lr),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr)
     (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(path=data, dtype=dtype)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
-
-    warmup_time = 0.0
-    if warmup:
-        # Same shapes as the real run (full batches and one partial batch), so every
-        # kernel the timed fit needs is compiled (or loaded from cache) here.
-        t0 = time.perf_counter()
-        m = min(len(x_train), 2 * batch_size + 1)
-        scratch = _fashion_model(hidden, backend, seed, dtype)
-        scratch.compile(
-            optimizer=_optimizer(optimizer, lr),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        scratch.fit(x_train[:m], y_train[:m], batch_size=batch_size, epochs=1, verbose=0, seed=seed)
-        scratch.predict(x_test[:m])
-        warmup_time = time.perf_counter() - t0
+        x_test, y_test = x_test[:limit], y_test[:limit]
 
     arch = "-".join(str(u) for u in (784, *hidden, 10))
     name = _backend_name(model, backend)
-    if verbose:
+    if verbose:  # before the warm-up, which can take a while (JIT, the python backend)
         print(
             f"Fashion-MNIST MLP {arch}, {optimizer} lr {lr}, batch {batch_size}, "
-            f"{epochs} epochs, {dtype}, backend {name}, {len(x_train)} training images"
+            f"{_epochs(epochs)}, {dtype}, backend {name}, {len(x_train)} training images, "
+            f"{len(x_test)} test images",
+            flush=True,
         )
+
+    warmup_time = 0.0
+    if warmup:
+        scratch = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr)
+        warmup_time = _warm_up(scratch, x_train, y_train, x_test, batch_size, seed)
+
     t0 = time.perf_counter()
     history = model.fit(
         x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=fit_verbose, seed=seed
     )
     train_time = time.perf_counter() - t0
-    scores = np.asarray(model.predict(x_test))
-    test_accuracy = float(np.mean(np.argmax(scores, axis=1) == y_test))
+    test_accuracy = float(np.mean(np.argmax(model.predict(x_test), axis=1) == y_test))
     if save is not None:
         model.save(save)
     if verbose:
@@ -464,15 +476,14 @@ def fashion_mnist(
         )
         if save is not None:
             print(f"model saved to {save}")
+    sizes = {"epochs": epochs, "n_train": len(x_train), "n_test": len(x_test)}
     return {
         "backend": name,
         "architecture": arch,
         "test_accuracy": test_accuracy,
         "train_time": train_time,
         "warmup_time": warmup_time,
-        "epochs": epochs,
-        "n_train": len(x_train),
-        "n_test": len(x_test),
+        **sizes,
         "history": _history_dict(history),
         "ok": True,
     }

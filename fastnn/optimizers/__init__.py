@@ -8,6 +8,10 @@ its settings, its state arrays (one tuple per parameter, in the order
 >>> from fastnn.optimizers import SGD, Adam, get
 >>> get("adam").learning_rate
 0.001
+
+``learning_rate`` is a number or a schedule from :mod:`fastnn.optimizers.schedules`
+(evaluated per update step inside the fused trainer); callbacks such as
+``ReduceLROnPlateau`` assign a new number to ``optimizer.learning_rate`` between epochs.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import numpy as np
 
 from fastnn.kernels.contract import OPTIMIZERS
 
-from .dispatch import validation as chk
+from ..dispatch import validation as chk
+from . import schedules
+from .schedules import LearningRateSchedule
 
 
 class Optimizer:
@@ -28,6 +34,41 @@ class Optimizer:
     def __init__(self):
         self.state: list[tuple[np.ndarray, ...]] | None = None
         self.iterations = 0
+        self._learning_rate: float | LearningRateSchedule = 0.0
+
+    @property
+    def learning_rate(self):
+        """A number, or a :class:`~fastnn.optimizers.schedules.LearningRateSchedule`."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+        else:
+            self._learning_rate = chk.check_scalar("learning_rate", value, low=0)
+
+    @property
+    def schedule(self) -> LearningRateSchedule | None:
+        lr = self._learning_rate
+        return lr if isinstance(lr, LearningRateSchedule) else None
+
+    def current_learning_rate(self) -> float:
+        """The rate of the next update (the schedule at ``iterations``, or the number)."""
+        s = self.schedule
+        return float(s(self.iterations)) if s is not None else self._learning_rate
+
+    def learning_rates(self, n: int) -> np.ndarray | None:
+        """Rates of the next ``n`` updates (float64), or None for a constant rate."""
+        s = self.schedule
+        if s is None:
+            return None
+        steps = np.arange(self.iterations, self.iterations + n, dtype=np.float64)
+        return np.asarray(s.rates(steps), dtype=np.float64)
+
+    def _lr_config(self):
+        s = self.schedule
+        return schedules.serialize(s) if s is not None else self._learning_rate
 
     def hyper(self) -> tuple[float, ...]:
         """Hyper-parameters in the order of ``OPTIMIZERS[name][1]``."""
@@ -58,14 +99,14 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0):
         super().__init__()
-        self.learning_rate = chk.check_scalar("learning_rate", learning_rate, low=0)
+        self.learning_rate = learning_rate
         self.momentum = chk.check_scalar("momentum", momentum, low=0, high=1, high_open=True)
 
     def hyper(self):
-        return (self.learning_rate, self.momentum)
+        return (self.current_learning_rate(), self.momentum)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "momentum": self.momentum}
+        return {"learning_rate": self._lr_config(), "momentum": self.momentum}
 
 
 class Adam(Optimizer):
@@ -75,17 +116,17 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
         super().__init__()
-        self.learning_rate = chk.check_scalar("learning_rate", learning_rate, low=0)
+        self.learning_rate = learning_rate
         self.beta_1 = chk.check_scalar("beta_1", beta_1, low=0, high=1, high_open=True)
         self.beta_2 = chk.check_scalar("beta_2", beta_2, low=0, high=1, high_open=True)
         self.epsilon = chk.check_scalar("epsilon", epsilon, low=0, low_open=True)
 
     def hyper(self):
-        return (self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
+        return (self.current_learning_rate(), self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self):
         return {
-            "learning_rate": self.learning_rate,
+            "learning_rate": self._lr_config(),
             "beta_1": self.beta_1,
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
@@ -117,4 +158,7 @@ def from_config(name: str, config: dict) -> Optimizer:
     """Rebuild an optimizer saved with :meth:`Optimizer.get_config`."""
     if name not in _CLASSES:
         raise ValueError(f"unknown optimizer {name!r} in saved configuration")
+    config = dict(config)
+    if isinstance(config.get("learning_rate"), dict):
+        config["learning_rate"] = schedules.deserialize(config["learning_rate"])
     return _CLASSES[name](**config)
