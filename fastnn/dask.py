@@ -11,6 +11,8 @@ they do not already do:
 * :func:`partial_fit`: out-of-core training, ``partial_fit`` block after block in
   order, on whichever worker holds the block (as ``dask_ml.wrappers.Incremental``
   does), with the failing block named in errors.
+* :func:`incremental_search_compat`: dask-ml 2025.1's ``HyperbandSearchCV``
+  family on Dask >= 2025.3 (a workaround for dask/dask-ml#1016).
 * :func:`from_npy`: a dask array over a ``.npy`` file larger than memory, each
   block read by its task through ``np.load(mmap_mode="r")``.
 * :class:`WorkerSettings`, :func:`configure_workers`, :func:`worker_threads`: each
@@ -33,9 +35,11 @@ unit of bitwise agreement.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
+import types
 
 import numpy as np
 
@@ -52,6 +56,7 @@ __all__ = [
     "WorkerSettings",
     "configure_workers",
     "from_npy",
+    "incremental_search_compat",
     "measure_predict",
     "partial_fit",
     "predict",
@@ -185,6 +190,42 @@ def partial_fit(model, X, y, *, shuffle_blocks=False, random_state=None, compute
     return fitted.compute() if compute else fitted
 
 
+# ------------------------------------------------------------------- dask-ml searches
+def client_persist(*args, **kwargs):
+    """``dask.persist`` through the default client, usable inside its event loop."""
+    from dask.base import unpack_collections
+    from distributed import default_client
+
+    kwargs.pop("priority", None)  # a dask.persist keyword client.persist does not take
+    collections, repack = unpack_collections(*args)
+    if not collections:
+        return args
+    return repack(default_client().persist(collections, **kwargs))
+
+
+@contextlib.contextmanager
+def incremental_search_compat():
+    """Let dask-ml's incremental searches (``HyperbandSearchCV``...) run on new Dask.
+
+    dask-ml 2025.1.0 calls ``dask.persist`` inside the client's event loop, which
+    Dask refuses since 2025.3 ("Attempting to use an asynchronous Client in a
+    synchronous context", dask/dask-ml#1016, with any estimator).  Inside this
+    block, that module's ``dask.persist`` is the client's ``persist``; the module
+    is restored on exit.  Not needed (a no-op) where the search already works.
+    """
+    from dask_ml.model_selection import _incremental as module
+
+    original = module.dask
+    module.dask = types.SimpleNamespace(
+        **{k: getattr(dask, k) for k in dir(dask) if not k.startswith("__")}
+    )
+    module.dask.persist = client_persist
+    try:
+        yield
+    finally:
+        module.dask = original
+
+
 # ------------------------------------------------------------------- .npy files
 def read_npy_rows(path, start, stop):
     """Rows ``start:stop`` of the ``.npy`` file ``path`` (memory-mapped, then copied)."""
@@ -219,21 +260,38 @@ def worker_nthreads():
         return None
 
 
-def limit_threads(n):
-    """Cap this process's BLAS and Numba pools at ``n`` threads.
+def set_threads_in_this_thread(n, barrier):
+    """Numba's (thread-local) count for the executor thread running this task."""
+    import fastnn
 
-    ``fastnn.set_num_threads`` covers the BLAS libraries and the calling thread's
-    Numba count; Numba's count is thread-local and a worker runs tasks in other
-    threads, so the process-wide ceiling ``NUMBA_NUM_THREADS`` is set too, which
-    every thread of a process that has not imported Numba yet then starts with.
+    barrier.wait()  # every executor thread holds one of these tasks: each runs once
+    fastnn.set_num_threads(n)
+
+
+def limit_threads(worker, n):
+    """Cap the worker process's BLAS and Numba pools at ``n`` threads.
+
+    ``fastnn.set_num_threads`` covers the BLAS libraries (process-wide) and the
+    calling thread's Numba count.  Numba's count is thread-local and tasks run in
+    the worker's executor threads, so: before Numba is imported, the process-wide
+    ceiling ``NUMBA_NUM_THREADS`` is set, which every thread then starts with;
+    after, one task per executor thread (held together by a barrier, so each thread
+    gets one) sets each thread's count.  A thread busy with a long task delays its
+    setting until it is free (at most 60 s, then it stays unset).
     """
     import sys
+    import threading
 
     import fastnn
 
     if "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = str(n)
     fastnn.set_num_threads(n)
+    if "numba" in sys.modules:
+        k = worker.state.nthreads
+        barrier = threading.Barrier(k, timeout=60)
+        for _ in range(k):
+            worker.executors["default"].submit(set_threads_in_this_thread, n, barrier)
 
 
 class WorkerSettings(WorkerPlugin):
@@ -253,7 +311,7 @@ class WorkerSettings(WorkerPlugin):
         self.backend = backend
 
     def setup(self, worker):
-        limit_threads(self.nthreads or worker.state.nthreads)
+        limit_threads(worker, self.nthreads or worker.state.nthreads)
         if self.warmup:
             import fastnn
 
