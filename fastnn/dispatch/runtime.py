@@ -33,10 +33,11 @@ import importlib.util
 import numbers
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from . import registry
+from . import machine, registry
 
 __all__ = ["get_num_threads", "set_num_threads", "warmup"]
 
@@ -76,8 +77,11 @@ def set_num_threads(n: int) -> None:
     Applies to NumPy's and SciPy's OpenBLAS (process-wide, via threadpoolctl) and
     to Numba's parallel kernels (for the calling thread: Numba's thread count is
     thread-local; if the ``numba`` backend is not loaded yet, the count is applied
-    when it is).  ``n`` above Numba's thread ceiling (``NUMBA_NUM_THREADS``,
-    normally the core count) is clamped to it for Numba.
+    when it is).  ``n`` above the cores this process may use (its CPU affinity,
+    :func:`os.sched_getaffinity`) is clamped to them with a :class:`RuntimeWarning`:
+    more threads than cores only wait for each other (64 threads on 2 cores made
+    an epoch orders of magnitude slower).  Numba also caps at its thread ceiling
+    (``NUMBA_NUM_THREADS``, normally the core count).
     """
     global _requested
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
@@ -85,6 +89,15 @@ def set_num_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
     n = int(n)
+    usable = machine.usable_cores()
+    if n > usable:
+        warnings.warn(
+            f"set_num_threads({n}): this process may use {usable} core(s); using {usable} "
+            "threads (more threads than cores only wait for each other)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        n = usable
     from threadpoolctl import threadpool_limits
 
     _load_scipy_blas()
