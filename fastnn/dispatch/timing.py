@@ -14,7 +14,9 @@ thread-pool start, workspace allocation).  Options cover what the callers need:
 * ``settle``: idle seconds before every sample, the other way to let those
   threads go to sleep;
 * ``prepare``: run untimed before each sample (fresh copies for in-place ops);
-* ``budget``: stop after the round in which this many seconds were spent timing.
+* ``budget``: stop after the round in which this many seconds were spent timing;
+* ``self_timed``: each call returns the seconds it took (a call into another
+  process times itself there, without the messaging).
 
 The clock (``timer``) and the idle (``sleep``) can be injected, so the callers'
 decisions can be tested with made-up timings.
@@ -48,6 +50,7 @@ def sample_rounds(
     settle: float = 0.0,
     prepare: Callable[[str], object] | None = None,
     budget: float | None = None,
+    self_timed: bool = False,
     seed: int = 0,
     timer: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], object] = time.sleep,
@@ -77,10 +80,13 @@ def sample_rounds(
                 fn()
             if prepare is not None:
                 prepare(name)
-            t0 = timer()
-            for _ in range(count):
-                fn()
-            dt = timer() - t0
+            if self_timed:  # each call returns its own duration (e.g. measured elsewhere)
+                dt = float(sum(fn() for _ in range(count)))
+            else:
+                t0 = timer()
+                for _ in range(count):
+                    fn()
+                dt = timer() - t0
             samples[name].append(dt / count)
             spent += dt
         if budget is not None and spent > budget:
