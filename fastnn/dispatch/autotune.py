@@ -260,9 +260,12 @@ def _measure_trainer(args, impls: dict, timer) -> dict[str, float]:
     batch_size = args[6]
     batches = min(PROBE_BATCHES, _n_batches(args[5], batch_size))
     calls, prepare = _op_callables("train_batches", args, impls, batches)
+    number = 1
     for name in impls:  # warm-up: JIT compile or cache load, workspaces
+        t0 = timer()
         calls[name]()
-    number = min(timing.calibrate(calls[name], TRAINER_SAMPLE_S, timer, cap=100) for name in impls)
+        if timer() - t0 < TRAINER_SAMPLE_S:  # short calls (tiny nets): repeat to fill a sample
+            number = max(number, timing.calibrate(calls[name], TRAINER_SAMPLE_S, timer, cap=100))
     # rewarm: each sample follows an untimed call of its own candidate, as in fit
     samples = timing.sample_rounds(
         calls, TRAINER_REPEATS, number=number, warm=False, rewarm=True, prepare=prepare,
@@ -469,6 +472,13 @@ def describe() -> str:
         source = " (in use)" if entry.get("source") == "in use" else ""
         lines.append(f"  {key:<{width}}  {entry['backend']:<6}  {timing_}{source}")
     return "\n".join(lines)
+
+
+def entries() -> dict[str, dict]:
+    """A copy of the cached choices: shape key -> ``backend``, ``seconds``, ``source``."""
+    with _table._lock:
+        _table.load()
+        return copy.deepcopy(_table.entries)
 
 
 def clear() -> None:
