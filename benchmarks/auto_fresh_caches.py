@@ -4,7 +4,8 @@ Runs ``--runs`` fresh processes, each with its own empty ``FASTNN_CACHE_DIR``, s
 ``auto`` probes from scratch every time.  In each, the headline workload (the
 784-256-10 MLP, SGD, batch 256, ``--rows`` rows, one epoch) and the tiny nets are
 timed on ``auto``, ``numba`` and ``numpy`` in alternating rounds (0.3 s idle
-before each epoch sample), after an untimed warm-up (where ``auto`` probes).
+before each epoch sample), after untimed warm-up calls (where ``auto`` probes
+and checks its choice in use).
 Prints, per run and case, auto's time over the faster backend's and the backend
 ``auto`` recorded for ``train_batches``; the target is <= 1.05 in every run::
 
@@ -28,9 +29,13 @@ def one_run(rows: int, tiny_steps: int) -> dict:
     X, y, _ = bench.training_data(rows)
     out = {}
     calls = {b: bench.epoch_call(b, X, y, "sgd", 256) for b in ("auto", "numba", "numpy")}
+    for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):  # measure_alternating warms up once more
+        calls["auto"]()
     out["sgd-b256"] = bench.measure_alternating(calls, 3, 0.0, settle=bench.EPOCH_SETTLE_S)
     for net in bench.TINY_NETS:
         calls = {b: bench.tiny_call(b, net, tiny_steps) for b in ("auto", "numba", "numpy")}
+        for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):
+            calls["auto"]()
         out[net.name] = bench.measure_alternating(calls, 3, 0.02, units=tiny_steps)
     choices = {k.split("|")[2]: v["backend"] for k, v in autotune.entries().items()
                if k.startswith("train_batches")}  # fmt: skip

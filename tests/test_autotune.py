@@ -243,9 +243,22 @@ def test_watch_tries_the_alternative_when_the_choice_is_slow_in_use():
 def test_watch_keeps_a_choice_that_holds_in_use():
     watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
     for _ in range(10):
-        watch.record("numpy", 14.0, 10)  # 1.4 per batch: within 1.25 x 1.2
+        watch.record("numpy", 11.0, 10)  # 1.1 per batch: as probed, within 1.25x
         assert watch.backend_for_next_call() == "numpy"
     assert not watch.settled
+
+
+def test_watch_tries_the_alternative_when_the_probe_overestimated_both():
+    """The failure seen in use: numba probed at 9 ms per batch, numpy at 6.9 (chosen);
+    in fit numpy ran 4.7 and numba would have run 2.6.  Numpy's own time drifted far
+    from its probe, so the probe is not trusted: the trial finds numba."""
+    watch = autotune.TrainerWatch("numpy", {"numba": 9.0, "numpy": 6.9})
+    for _ in range(autotune.REVISIT_AFTER):
+        watch.record("numpy", 47.0, 10)
+    assert watch.backend_for_next_call() == "numba"
+    for _ in range(autotune.TRIAL_CALLS):
+        watch.record("numba", 26.0, 10)
+    assert watch.settled and watch.backend == "numba"
 
 
 def test_watch_returns_when_the_trial_is_not_faster():
@@ -275,3 +288,12 @@ def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
     saved = json.loads(table.path.read_text())["entries"][key]
     assert saved["backend"] == "numba" and saved["source"] == "in use"
     assert saved["seconds"] == pytest.approx({"numpy": 2.0, "numba": 1.0})
+
+
+def test_watch_does_not_try_an_implausible_alternative():
+    """Tiny nets: in fit numba runs 0.5 per batch against a probe of 1.0 (the probe's
+    short calls carry per-call costs), numpy was probed at 20: no trial."""
+    watch = autotune.TrainerWatch("numba", {"numba": 1.0, "numpy": 20.0})
+    for _ in range(5):
+        watch.record("numba", 5.0, 10)
+        assert watch.backend_for_next_call() == "numba"

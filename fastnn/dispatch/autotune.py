@@ -78,6 +78,10 @@ TRAINER_SAMPLE_S = 5e-3
 REVISIT_AFTER = 2
 REVISIT_FACTOR = 1.25
 TRIAL_CALLS = 2
+#: ... or when its own time is off its probe by that factor either way, unless the
+#: other candidate's record is this many times the chosen one's time in use (tiny nets:
+#: the probe's short calls overstate per-batch time, and the other is 20x slower).
+TRIAL_PLAUSIBLE = 3.0
 
 FORMAT_VERSION = 2
 
@@ -320,11 +324,15 @@ class TrainerWatch:
     """The in-use check of one ``train_batches`` choice (one shape class, one process).
 
     ``expected`` holds seconds per batch per candidate (the probe's, or the table's).
-    :meth:`record` gets each call's measured time; when the chosen backend's median
-    over its last :data:`REVISIT_AFTER` calls exceeds :data:`REVISIT_FACTOR` times the
-    fastest other candidate's expected time, :meth:`backend_for_next_call` names that
-    candidate for :data:`TRIAL_CALLS` calls, then the faster in use (by the margin)
-    is kept for good.  Deterministic: it only sees the times it is given.
+    :meth:`record` gets each call's measured time.  When the chosen backend's median
+    over its last :data:`REVISIT_AFTER` calls is off its own expected time by more
+    than :data:`REVISIT_FACTOR` either way (the probe did not predict the use, so
+    it may have mispredicted the other candidate too; unless the other's record is
+    :data:`TRIAL_PLAUSIBLE` times slower than this use), or exceeds that factor times
+    the fastest other candidate's expected time, :meth:`backend_for_next_call` names
+    that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
+    margin) is kept for good.  At most one trial per watch: a choice that holds is
+    never re-tried.  Deterministic: it only sees the times it is given.
     """
 
     def __init__(self, backend: str, expected: dict[str, float]):
@@ -356,9 +364,17 @@ class TrainerWatch:
 
     def _maybe_start_trial(self) -> None:
         current = self._in_use(self.backend, REVISIT_AFTER)
+        if current is None:
+            return
         others = {b: t for b, t in self.expected.items() if b != self.backend}
         alternative = min(others, key=others.get)
-        if current is not None and current > REVISIT_FACTOR * others[alternative]:
+        # The probe did not predict this backend's use (either way: a probe that
+        # overestimated both would hide a wrong choice), or the other now looks faster.
+        own = self.expected.get(self.backend)
+        drift = current / own if own else 1.0
+        unpredicted = max(drift, 1 / drift) > REVISIT_FACTOR
+        plausible = others[alternative] < TRIAL_PLAUSIBLE * current  # else a trial only costs
+        if (unpredicted and plausible) or current > REVISIT_FACTOR * others[alternative]:
             self.trial = alternative
 
     def _maybe_end_trial(self) -> bool:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastnn.dispatch import machine, timing
+from fastnn.dispatch import autotune, machine, timing
 
 from . import contention
 from .fmt import fmt_time
@@ -80,6 +80,11 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
     torch_epoch,
     training_data,
 )
+
+#: Untimed epochs before ``auto``'s samples: its trainer choice settles within its
+#: first calls (the probe, then at most one in-use trial of the other backend, see
+#: :class:`fastnn.dispatch.autotune.TrainerWatch`); the bench measures the steady state.
+AUTO_WARMUP_EPOCHS = 1 + autotune.REVISIT_AFTER + autotune.TRIAL_CALLS
 
 #: Every regime ``fastnn bench`` knows, in the order they run.
 REGIMES: tuple[str, ...] = ("ops", "epoch", "tiny", "contention")
@@ -330,14 +335,10 @@ def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
         }, flops)  # fmt: skip
         runners = ["numba", "numpy", "auto", "numpy-loop", "torch"]
         specs = {
-            r: {
-                "runner": r,
-                "optimizer": optimizer,
-                "batch_size": batch_size,
-                "samples": n_samples,
-            }  # fmt: skip
+            r: {"runner": r, "optimizer": optimizer, "batch_size": batch_size,
+                "samples": n_samples, "warmup": AUTO_WARMUP_EPOCHS if r == "auto" else 1}
             for r in runners
-        }
+        }  # fmt: skip
         # Epochs measure training, not pool switches (alternate_pools.py measures those):
         # each sample starts once the previous runner's idle threads stopped spinning.
         _run_case(case, _worker_builders(specs), 3, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)

@@ -59,7 +59,8 @@ def serve(spec: dict, stdin=None, stdout=None) -> int:
     sys.stdout = sys.stderr
     try:
         fn = build(spec)
-        fn()  # warm-up: compile, autotune, first touch
+        for _ in range(spec.get("warmup", 1)):  # compile, autotune, first touch
+            fn()
     except Unavailable as exc:
         print(f"unavailable: {exc}", file=stdout, flush=True)
         return 0
@@ -80,7 +81,8 @@ class Worker:
     """A runner in its own process.  Calling it runs one epoch there and returns the
     seconds it took (measured in the worker).  ``spec``: ``runner`` (a fastnn backend,
     ``numpy-loop`` or ``torch``), ``optimizer``, ``batch_size``, ``samples`` (None:
-    all), ``threads`` (None: the libraries' defaults)."""
+    all), ``threads`` (None: the libraries' defaults), ``warmup`` (untimed epochs, 1
+    by default)."""
 
     def __init__(self, spec: dict, env: dict | None = None):
         self.spec = spec
