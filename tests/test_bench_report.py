@@ -101,6 +101,7 @@ def test_html_without_matplotlib_says_how_to_get_plots(monkeypatch):
     assert "sklearn" in page  # an extra regime shows up in the summary by itself
 
 
+@pytest.mark.slow
 def test_html_groups_op_charts_in_collapsed_details():
     pytest.importorskip("matplotlib")
     page = report.render_html(_run_data())
@@ -108,3 +109,53 @@ def test_html_groups_op_charts_in_collapsed_details():
     assert "<details class='op' open" not in page
     assert page.index("id='summary'") < page.index("id='training'") < page.index("id='ops'")
     assert page.count('<img class="plot"') == 2 + 3  # ladder + GFLOP/s; 3 training regimes
+
+
+# --- worker processes and the CPU hog ------------------------------------------------
+
+
+def test_worker_protocol_times_each_run_request(monkeypatch):
+    import io
+
+    from fastnn.tools.bench import worker
+
+    calls = []
+    monkeypatch.setattr(worker, "build", lambda spec: lambda: calls.append(spec["runner"]))
+    stdout = io.StringIO()
+    code = worker.serve({"runner": "x", "warmup": 2}, io.StringIO("run\nrun\nquit\n"), stdout)
+    assert code == 0
+    lines = stdout.getvalue().splitlines()
+    assert lines[0] == "ready" and len(lines) == 3
+    assert all(float(x) >= 0 for x in lines[1:])
+    assert calls == ["x"] * 4  # two warm-up calls, two timed
+
+    def unavailable(spec):
+        raise runner.Unavailable("PyTorch not installed")
+
+    monkeypatch.setattr(worker, "build", unavailable)
+    stdout = io.StringIO()
+    assert worker.serve({"runner": "torch"}, io.StringIO(""), stdout) == 0
+    assert stdout.getvalue() == "unavailable: PyTorch not installed\n"
+
+
+@pytest.mark.slow
+def test_worker_process_runs_an_epoch_and_reports_unavailable_runners():
+    from fastnn.tools.bench.worker import Worker
+
+    spec = {"runner": "numpy-loop", "optimizer": "sgd", "batch_size": 64, "samples": 256}
+    w = Worker(spec)
+    try:
+        times = [w(), w()]
+    finally:
+        w.close()
+    assert all(t > 0 for t in times) and w.proc.returncode == 0
+    with pytest.raises(runner.Unavailable, match="not available|not installed"):
+        Worker(dict(spec, runner="no-such-backend"))
+
+
+def test_cpu_hog_runs_and_is_stopped():
+    from fastnn.tools.bench import contention
+
+    with contention.cpu_hog(seconds=30) as proc:
+        assert proc.poll() is None  # spinning
+    assert proc.poll() is not None  # stopped on exit, long before its 30 s

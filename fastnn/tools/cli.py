@@ -386,12 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("info", help="backends, versions, BLAS and thread counts, CPU")
-    p.add_argument(
-        "--dispatch", action="store_true", help="also print the auto backend's per-op choices"
-    )
-    p.set_defaults(func=cmd_info)
-
+    _add_info_command(sub)
     backend_help = f"backend: {', '.join(dispatch.CHOICES)} (default: the current backend)"
 
     p = sub.add_parser("example", help="run one of the tutorials' examples")
@@ -449,15 +444,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(p, 0.1, "SGD learning rate (default 0.1)")
     p.set_defaults(func=cmd_demo)
 
+    _add_tool_commands(sub)
+    return parser
+
+
+def _add_info_command(sub) -> None:
+    p = sub.add_parser("info", help="backends, versions, BLAS and thread counts, CPU")
+    p.add_argument(
+        "--dispatch", action="store_true", help="also print the auto backend's per-op choices"
+    )
+    p.set_defaults(func=cmd_info)
+
+
+def _add_tool_commands(sub) -> None:
+    """The ``warmup`` and ``bench`` subcommands."""
     p = sub.add_parser("warmup", help="compile the Numba kernels ahead of time")
     p.set_defaults(func=cmd_warmup)
-
     # Arguments after `bench` are passed to fastnn.tools.bench.main unchanged (see main()).
     p = sub.add_parser(
         "bench", help="performance benchmark (arguments passed through)", add_help=False
     )
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return parser
 
 
 def _one_line(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ or ``error: MESSAGE`` once built; then ``run`` -> seconds as a float, ``quit`` -
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -36,6 +37,11 @@ def build(spec: dict):
     from . import workloads
 
     runner, threads = spec["runner"], spec.get("threads")
+    reason = (
+        None if runner in ("numpy-loop", "torch") else workloads.backend_unavailable_reason(runner)
+    )
+    if reason:  # before loading the data
+        raise Unavailable(reason)
     if threads is not None and runner != "torch":
         import fastnn
 
@@ -56,24 +62,25 @@ def serve(spec: dict, stdin=None, stdout=None) -> int:
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    sys.stdout = sys.stderr
-    try:
-        fn = build(spec)
-        for _ in range(spec.get("warmup", 1)):  # compile, autotune, first touch
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            fn = build(spec)
+            for _ in range(spec.get("warmup", 1)):  # compile, autotune, first touch
+                fn()
+        except Unavailable as exc:
+            print(f"unavailable: {exc}", file=stdout, flush=True)
+            return 0
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            message = f"error: {type(exc).__name__}: {exc}".replace("\n", " ")
+            print(message, file=stdout, flush=True)
+            return 1
+        print("ready", file=stdout, flush=True)
+        for line in stdin:
+            if line.strip() != "run":
+                break
+            t0 = time.perf_counter()
             fn()
-    except Unavailable as exc:
-        print(f"unavailable: {exc}", file=stdout, flush=True)
-        return 0
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        print(f"error: {type(exc).__name__}: {exc}".replace("\n", " "), file=stdout, flush=True)
-        return 1
-    print("ready", file=stdout, flush=True)
-    for line in stdin:
-        if line.strip() != "run":
-            break
-        t0 = time.perf_counter()
-        fn()
-        print(repr(time.perf_counter() - t0), file=stdout, flush=True)
+            print(repr(time.perf_counter() - t0), file=stdout, flush=True)
     return 0
 
 
