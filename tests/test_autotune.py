@@ -142,3 +142,158 @@ def test_memo_signature_never_merges_calls_of_different_shape_classes():
         for op_b, args_b in calls:
             if autotune._call_signature(op_a, args_a) == autotune._call_signature(op_b, args_b):
                 assert autotune.shape_key(op_a, args_a) == autotune.shape_key(op_b, args_b)
+
+
+# --- train_batches: steady-state probe and in-use check, on made-up timings ------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeTrainer:
+    """A backend whose ``train_batches`` only advances a fake clock: ``per_batch``
+    seconds per batch, plus ``first`` on its very first call (compile) and ``switch``
+    when the previous call on the clock was another backend's (a thread pool left
+    spinning).  ``per_batch`` may be changed between calls."""
+
+    last = None  # the backend that called last (shared by all instances)
+
+    def __init__(self, name, clock, per_batch, first=0.0, switch=0.0):
+        self.name, self.clock, self.per_batch = name, clock, per_batch
+        self.first, self.switch, self.calls = first, switch, 0
+
+    def train_batches(self, Ws, bs, acts, X, T, order, batch_size, *rest):
+        n = -(-len(order) // batch_size)
+        cost = n * self.per_batch + (self.first if self.calls == 0 else 0.0)
+        if FakeTrainer.last not in (None, self.name):
+            cost += self.switch
+        FakeTrainer.last = self.name
+        self.calls += 1
+        self.clock.now += cost
+        return np.zeros(n), np.zeros(n)
+
+
+def _trainer_args(rows=4096, batch_size=256):
+    rng = np.random.default_rng(0)
+    X = rng.random((rows, 6)).astype(np.float32)
+    Ws = [np.zeros((6, 5), np.float32), np.zeros((5, 3), np.float32)]
+    bs = [np.zeros(5, np.float32), np.zeros(3, np.float32)]
+    state = [(np.zeros_like(p),) for p in (Ws[0], bs[0], Ws[1], bs[1])]
+    return (Ws, bs, ["relu", "linear"], X, np.zeros(rows, np.int64), np.arange(rows),
+            batch_size, "softmax_cross_entropy", "sgd", state, (0.1, 0.0), 0)  # fmt: skip
+
+
+@pytest.fixture
+def clock():
+    FakeTrainer.last = None
+    return FakeClock()
+
+
+def test_trainer_probe_excludes_first_call_and_pool_switch_costs(clock):
+    # numba: faster per batch, but a huge first call and a costly switch after numpy
+    # (the old probe, alternating single short calls, ranked it behind numpy).
+    impls = {
+        "numba": FakeTrainer("numba", clock, 1.0, first=50.0, switch=20.0),
+        "numpy": FakeTrainer("numpy", clock, 1.5, switch=2.0),
+    }
+    seconds = autotune.measure_impls("train_batches", _trainer_args(), impls, timer=clock)
+    assert seconds == pytest.approx({"numba": 1.0, "numpy": 1.5})
+    assert autotune.choose(seconds) == "numba"
+
+
+def test_trainer_probe_uses_at_most_probe_batches_per_call(clock):
+    impls = {"numba": FakeTrainer("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 2.0)}
+    rows = 256 * (autotune.PROBE_BATCHES * 4)
+    autotune.measure_impls("train_batches", _trainer_args(rows), impls, timer=clock)
+    # each probe call spent PROBE_BATCHES batches, never the whole 4x longer order
+    assert clock.now == pytest.approx(3.0 * autotune.PROBE_BATCHES * impls["numba"].calls)
+
+
+def test_trainer_probe_median_ignores_one_slow_sample(clock):
+    class Hiccup(FakeTrainer):
+        def train_batches(self, *args):
+            out = super().train_batches(*args)
+            if self.calls == 4:  # one timed call hit by another tenant
+                self.clock.now += 1000.0
+            return out
+
+    impls = {"numba": Hiccup("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 1.2)}
+    seconds = autotune.measure_impls("train_batches", _trainer_args(), impls, timer=clock)
+    assert autotune.choose(seconds) == "numba"
+
+
+def test_watch_tries_the_alternative_when_the_choice_is_slow_in_use():
+    watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
+    for _ in range(autotune.REVISIT_AFTER):
+        assert watch.backend_for_next_call() == "numpy"
+        assert not watch.record("numpy", 20.0, 10)  # 2.0 per batch > 1.25 x 1.2
+    assert watch.backend_for_next_call() == "numba"
+    settled = [watch.record("numba", 11.0, 10) for _ in range(autotune.TRIAL_CALLS)]
+    assert settled[-1] and not any(settled[:-1])
+    assert watch.settled and watch.backend == "numba"
+    assert watch.verdict() == pytest.approx({"numpy": 2.0, "numba": 1.1})
+    assert not watch.record("numba", 99.0, 10)  # settled: no more switching
+
+
+def test_watch_keeps_a_choice_that_holds_in_use():
+    watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
+    for _ in range(10):
+        watch.record("numpy", 11.0, 10)  # 1.1 per batch: as probed, within 1.25x
+        assert watch.backend_for_next_call() == "numpy"
+    assert not watch.settled
+
+
+def test_watch_tries_the_alternative_when_the_probe_overestimated_both():
+    """The failure seen in use: numba probed at 9 ms per batch, numpy at 6.9 (chosen);
+    in fit numpy ran 4.7 and numba would have run 2.6.  Numpy's own time drifted far
+    from its probe, so the probe is not trusted: the trial finds numba."""
+    watch = autotune.TrainerWatch("numpy", {"numba": 9.0, "numpy": 6.9})
+    for _ in range(autotune.REVISIT_AFTER):
+        watch.record("numpy", 47.0, 10)
+    assert watch.backend_for_next_call() == "numba"
+    for _ in range(autotune.TRIAL_CALLS):
+        watch.record("numba", 26.0, 10)
+    assert watch.settled and watch.backend == "numba"
+
+
+def test_watch_returns_when_the_trial_is_not_faster():
+    watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
+    for _ in range(autotune.REVISIT_AFTER):
+        watch.record("numpy", 2.0, 1)
+    for _ in range(autotune.TRIAL_CALLS):
+        watch.record("numba", 2.0, 1)  # no faster than the current choice
+    assert watch.settled and watch.backend == "numpy"
+
+
+def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
+    """End to end: the table says numpy (as a bad probe would); in use numpy runs
+    at 2 s per batch, numba at 1: auto moves to numba and saves that choice."""
+    args = _trainer_args(rows=1024)
+    fakes = {"numba": FakeTrainer("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 2.0)}
+    key = autotune.shape_key("train_batches", args)
+    table.put(key, "numpy", {"numba": 1.5, "numpy": 1.0})
+    ops = autotune.AutoOps("auto", fakes["numpy"], table, timer=clock, loader=fakes.get)
+    used = []
+    for _ in range(autotune.REVISIT_AFTER + autotune.TRIAL_CALLS + 3):
+        before = {n: f.calls for n, f in fakes.items()}
+        ops.run_validated("train_batches", *args)
+        used += [n for n, f in fakes.items() if f.calls > before[n]]
+    k, t = autotune.REVISIT_AFTER, autotune.TRIAL_CALLS
+    assert used == ["numpy"] * k + ["numba"] * t + ["numba"] * 3
+    saved = json.loads(table.path.read_text())["entries"][key]
+    assert saved["backend"] == "numba" and saved["source"] == "in use"
+    assert saved["seconds"] == pytest.approx({"numpy": 2.0, "numba": 1.0})
+
+
+def test_watch_does_not_try_an_implausible_alternative():
+    """Tiny nets: in fit numba runs 0.5 per batch against a probe of 1.0 (the probe's
+    short calls carry per-call costs), numpy was probed at 20: no trial."""
+    watch = autotune.TrainerWatch("numba", {"numba": 1.0, "numpy": 20.0})
+    for _ in range(5):
+        watch.record("numba", 5.0, 10)
+        assert watch.backend_for_next_call() == "numba"

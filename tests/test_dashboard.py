@@ -238,15 +238,35 @@ def test_bench_report_in_browser(tmp_path):
     assert "https://" not in page and "http://" not in page  # self-contained: no network
 
     with serve(out) as url, chromium(tmp_path) as driver:
+        driver.set_window_size(1280, 800)
         driver.get(url + "index.html")
         assert driver.title == "fastnn bench report"
+        # the summary leads: on the first screen of a 1280x800 window, and the page
+        # needs no horizontal scrolling at 1,280 px
+        top = driver.execute_script(
+            "return document.getElementById('summary').getBoundingClientRect().top"
+        )
+        assert top < 800, top
+        verdicts = driver.find_element("id", "verdicts").text
+        for regime in ("ops", "epoch", "tiny"):
+            assert regime in verdicts, verdicts
+        assert "sgd-b256" in driver.find_element("id", "headline").text
+        inner = driver.execute_script("return window.innerWidth")
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= inner, (width, inner)
+        screenshot(driver, tmp_path / "bench-first-screen.png", full_page=False)
+        # per-op charts are grouped and collapsed; opening one shows its plots
+        groups = driver.find_elements("css selector", "#ops details.op")
+        assert groups and not any(g.get_attribute("open") for g in groups)
+        first_img = groups[0].find_element("css selector", "img.plot")
+        assert not first_img.is_displayed()
+        groups[0].find_element("tag name", "summary").click()
+        assert first_img.is_displayed()
         images = driver.find_elements("css selector", "img.plot")
-        # ladder + GFLOP/s (per op) and the training plots
         assert len(images) >= 3, len(images)
         for img in images:
             assert driver.execute_script("return arguments[0].naturalWidth", img) > 100
-        for section in ("ladder", "gflops", "training"):
-            assert driver.find_elements("css selector", f"#{section} img.plot"), section
+        assert driver.find_elements("css selector", "#training img.plot")
         raw_rows = driver.find_elements("css selector", "#raw tbody tr")
         assert len(raw_rows) >= 10
         machine = driver.find_element("id", "machine").text

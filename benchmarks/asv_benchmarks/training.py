@@ -4,6 +4,8 @@ The workloads come from :mod:`fastnn.tools.bench` (the same ones ``fastnn bench`
 measures); at commits without the model API they are skipped.
 """
 
+import contextlib
+
 from ._common import QUICK, alternate, import_or_skip
 
 #: (optimizer, batch size) per case name, as in the performance issue.
@@ -118,3 +120,73 @@ class TrainingMemory:
     def peakmem_train_epoch(self, backend):
         X, y = _data(self.bench, EPOCH_SAMPLES)
         self.bench.epoch_call(backend, X, y, "sgd", 256)()
+
+
+class Contention:
+    """The SGD epoch (784-256-10, batch 256) while another process spins on one core.
+
+    ``runner``: ``numba-1t`` (the numba trainer on 1 thread), ``numba`` (default
+    threads), ``torch`` (PyTorch CPU, default threads).  The hog is a separate
+    process started in setup and stopped in teardown (it ends itself after a
+    bounded time in any case).
+    """
+
+    params = (["numba-1t", "numba", "torch"],)
+    param_names = ("runner",)
+    number = 1
+    repeat = (1, 3, 60.0)
+    warmup_time = 0
+    timeout = 600
+
+    def setup(self, runner):
+        contention = import_or_skip("fastnn.tools.bench.contention")
+        worker = import_or_skip("fastnn.tools.bench.worker")
+        bench = _bench_module()
+        spec = contention.specs(QUICK)[runner]
+        self.epoch = _build(bench, lambda: worker.build(spec))
+        self.epoch()  # warm-up epoch: JIT compile, workspaces, thread pools
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(contention.cpu_hog())
+
+    def teardown(self, runner):
+        self.stack.close()
+
+    def time_epoch_beside_hog(self, runner):
+        self.epoch()
+
+
+class ContentionSlowdown:
+    """Default-thread epoch time over 1-thread epoch time of the numba trainer, both
+    beside a process spinning on one core, timed alternately in one process (unit x:
+    above 1 means the threads hurt; the issue's target is at most 1.15)."""
+
+    unit = "x"
+    timeout = 600
+
+    def setup(self):
+        contention = import_or_skip("fastnn.tools.bench.contention")
+        worker = import_or_skip("fastnn.tools.bench.worker")
+        machine = import_or_skip("fastnn.dispatch.machine")
+        import fastnn
+
+        bench = _bench_module()
+        spec = dict(contention.specs(QUICK)["numba"], threads=None)
+        epoch = _build(bench, lambda: worker.build(spec))
+
+        def on(threads):
+            def run():
+                fastnn.set_num_threads(threads)
+                epoch()
+
+            return run
+
+        self.calls = {"1": on(1), "default": on(machine.usable_cores())}
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(contention.cpu_hog())
+
+    def teardown(self):
+        self.stack.close()
+
+    def track_default_over_one_thread(self):
+        t = alternate(self.calls, repeats=3, min_time=0.0)
+        return t["default"] / t["1"]

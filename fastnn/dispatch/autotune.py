@@ -2,10 +2,25 @@
 
 The first time ``auto`` meets an op at a new *shape class* (op, dtype, activation
 or loss name, and each dimension rounded up to a power of two), it times every
-candidate backend on the actual arguments -- alternating candidates, after a
-warm-up call that absorbs any JIT compile, on copies for in-place ops -- and
-remembers the fastest.  Choices are kept in a JSON file per machine, so later
-processes reuse them without measuring:
+candidate backend on the actual arguments and remembers the fastest:
+
+* primitive ops: candidates alternate, after a warm-up call that absorbs any
+  JIT compile, on copies for in-place ops, short calls repeated to fill a sample;
+* ``train_batches`` (a whole training call): the steady state a ``fit`` sees,
+  i.e. consecutive calls on one backend.  Each sample follows an untimed call of
+  the same candidate (it absorbs the switch from the other candidate's thread
+  pool, whose idle threads spin for a while), a call covers up to
+  :data:`PROBE_BATCHES` batches (so per-call costs weigh as little as in ``fit``'s
+  long calls), and the median of :data:`TRAINER_REPEATS` alternating rounds
+  decides, with a margin.
+
+A ``train_batches`` choice is also checked in use (:class:`TrainerWatch`): when
+the chosen backend's time per batch during ``fit`` is clearly above what the
+other candidate measured, the next calls try the other one, and the faster in
+use is kept (and saved).
+
+Choices are kept in a JSON file per machine, so later processes reuse them
+without measuring:
 
     $FASTNN_CACHE_DIR or $XDG_CACHE_HOME/fastnn or ~/.cache/fastnn
         autotune-<machine fingerprint>.json
@@ -18,19 +33,20 @@ candidate: its loops are orders of magnitude slower at every shape.
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import json
 import os
-import platform
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from . import registry
+from . import machine, registry, timing
 from .checked import CheckedOps
 
 #: Backends ``auto`` may choose, in order of preference when timings tie.
@@ -50,7 +66,24 @@ SAMPLE_S = 2e-4
 #: differences under 3% are within run-to-run noise here and not worth a switch.
 MARGIN = 0.97
 
-FORMAT_VERSION = 1
+#: ``train_batches`` probe: batches per timed call (at most; fewer if the call has
+#: fewer), rounds, and the minimum duration of a sample.
+PROBE_BATCHES = 16
+TRAINER_REPEATS = 3
+TRAINER_SAMPLE_S = 5e-3
+
+#: In-use check of a ``train_batches`` choice: after this many calls, a median time
+#: per batch above ``REVISIT_FACTOR`` times the other candidate's record starts a
+#: trial of ``TRIAL_CALLS`` calls on that candidate.
+REVISIT_AFTER = 2
+REVISIT_FACTOR = 1.25
+TRIAL_CALLS = 2
+#: ... or when its own time is off its probe by that factor either way, unless the
+#: other candidate's record is this many times the chosen one's time in use (tiny nets:
+#: the probe's short calls overstate per-batch time, and the other is 20x slower).
+TRIAL_PLAUSIBLE = 3.0
+
+FORMAT_VERSION = 2
 
 
 def _bucket(n: int) -> int:
@@ -96,13 +129,7 @@ def machine_fingerprint() -> str:
     kernels' sources."""
     import fastnn
 
-    parts = [platform.machine(), platform.processor(), str(os.cpu_count())]
-    try:
-        with open("/proc/cpuinfo") as f:
-            parts += sorted({line for line in f if line.startswith(("model name", "flags"))})
-    except OSError:
-        pass
-    parts += [np.__version__, fastnn.__version__, *_kernel_sources()]
+    parts = [*machine.fingerprint_parts(), np.__version__, fastnn.__version__, *_kernel_sources()]
     try:
         import numba
 
@@ -144,16 +171,22 @@ class Table:
             if isinstance(entries, dict):
                 self.entries.update(entries)
 
-    def get(self, key: str) -> str | None:
+    def entry(self, key: str) -> dict | None:
+        """The stored entry of ``key`` (``backend``, ``seconds``, ``source``), or None."""
         with self._lock:
             self.load()
             entry = self.entries.get(key)
+        return dict(entry) if isinstance(entry, dict) and "backend" in entry else None
+
+    def get(self, key: str) -> str | None:
+        entry = self.entry(key)
         return entry["backend"] if entry else None
 
-    def put(self, key: str, backend: str, seconds: dict[str, float]) -> None:
+    def put(self, key: str, backend: str, seconds: dict[str, float], source: str = "probe") -> None:
+        """Store a choice; ``source`` says how it was measured (``probe`` or ``in use``)."""
         with self._lock:
             self.load()
-            self.entries[key] = {"backend": backend, "seconds": seconds}
+            self.entries[key] = {"backend": backend, "seconds": seconds, "source": source}
             self._save()
 
     def _save(self) -> None:
@@ -172,14 +205,19 @@ class Table:
 _table = Table()
 
 
-def _fresh_args(op: str, args):
-    """Arguments safe to run repeatedly: in-place ops get private copies of their state."""
+def _n_batches(order, batch_size) -> int:
+    return -(-len(order) // batch_size)
+
+
+def _fresh_args(op: str, args, batches: int | None = None):
+    """Arguments safe to run repeatedly: in-place ops get private copies of their state;
+    ``train_batches`` also keeps only its first ``batches`` batches (all if None)."""
     if op in ("sgd_update", "adam_update"):
         return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
     if op == "train_batches":
         Ws, bs, acts, X, T, order, batch_size, head, opt, state, hyper, step = args
-        # Time at most a few batches: enough to rank the backends, cheap to repeat.
-        order = order[: 4 * batch_size]
+        if batches is not None:
+            order = order[: batches * batch_size]
         return (
             [W.copy() for W in Ws], [b.copy() for b in bs], acts, X, T, order, batch_size,
             head, opt, copy.deepcopy(state), hyper, step,
@@ -187,44 +225,69 @@ def _fresh_args(op: str, args):
     return args
 
 
+def _op_callables(op: str, args, impls: dict, batches: int | None = None):
+    """Zero-argument calls of ``op`` per candidate on private arguments, and ``prepare``
+    (gives a candidate fresh arguments; run untimed before each sample)."""
+    current = {name: _fresh_args(op, args, batches) for name in impls}
+
+    def prepare(name):
+        current[name] = _fresh_args(op, args, batches)
+
+    def call_of(name):
+        fn = getattr(impls[name], op)
+        return lambda: fn(*current[name])
+
+    return {name: call_of(name) for name in impls}, prepare
+
+
+def measure_impls(op: str, args, impls: dict, timer: Callable[[], float] = time.perf_counter):
+    """Median seconds per call of ``op`` on each candidate object in ``impls`` (name ->
+    backend); per *batch* for ``train_batches``.  See the module docstring."""
+    if op == "train_batches":
+        return _measure_trainer(args, impls, timer)
+    calls, prepare = _op_callables(op, args, impls)
+    for name in impls:  # warm-up: JIT compile or cache load
+        calls[name]()
+    # A sample is ``number`` consecutive calls lasting at least SAMPLE_S (calibrated on
+    # the fastest candidate, the same count for all): single calls of a few
+    # microseconds are dominated by timer and cache effects and ranked backends wrongly.
+    number = min(timing.calibrate(calls[name], SAMPLE_S, timer, cap=1000) for name in impls)
+    samples = timing.sample_rounds(
+        calls, REPEATS, number=number, warm=False, prepare=prepare,
+        budget=TIME_BUDGET_S * len(impls), timer=timer,
+    )  # fmt: skip
+    return {name: timing.median(s) for name, s in samples.items()}
+
+
+def _measure_trainer(args, impls: dict, timer) -> dict[str, float]:
+    """Seconds per batch of ``train_batches`` per candidate, in its steady state."""
+    batch_size = args[6]
+    batches = min(PROBE_BATCHES, _n_batches(args[5], batch_size))
+    calls, prepare = _op_callables("train_batches", args, impls, batches)
+    number = 1
+    for name in impls:  # warm-up: JIT compile or cache load, workspaces
+        t0 = timer()
+        calls[name]()
+        if timer() - t0 < TRAINER_SAMPLE_S:  # short calls (tiny nets): repeat to fill a sample
+            number = max(number, timing.calibrate(calls[name], TRAINER_SAMPLE_S, timer, cap=100))
+    # rewarm: each sample follows an untimed call of its own candidate, as in fit
+    samples = timing.sample_rounds(
+        calls, TRAINER_REPEATS, number=number, warm=False, rewarm=True, prepare=prepare,
+        timer=timer,
+    )  # fmt: skip
+    return {name: timing.median(s) / batches for name, s in samples.items()}
+
+
 def measure(op: str, args, candidates) -> dict[str, float]:
-    """Median seconds per call of ``op`` on each candidate, timed alternately.
-
-    A sample is ``number`` consecutive calls lasting at least :data:`SAMPLE_S`
-    (calibrated on the fastest candidate's warm call, the same count for all):
-    single calls of a few microseconds are dominated by timer and cache effects
-    and ranked the backends wrongly.
-    """
-    impls = {name: registry.load_backend(name) for name in candidates}
-    first = {}
-    for name, impl in impls.items():
-        getattr(impl, op)(*_fresh_args(op, args))  # warm-up: JIT compile or cache load
-        call_args = _fresh_args(op, args)
-        t0 = time.perf_counter()
-        getattr(impl, op)(*call_args)
-        first[name] = time.perf_counter() - t0
-    number = max(1, min(1000, int(SAMPLE_S / max(min(first.values()), 1e-7))))
-    times: dict[str, list[float]] = {name: [] for name in impls}
-    spent = 0.0
-    for _ in range(REPEATS):
-        for name, impl in impls.items():
-            fn = getattr(impl, op)
-            call_args = _fresh_args(op, args)  # in-place updates may repeat on one copy
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn(*call_args)
-            dt = time.perf_counter() - t0
-            times[name].append(dt / number)
-            spent += dt
-        if spent > TIME_BUDGET_S * len(impls):
-            break
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+    """:func:`measure_impls` on the named backends."""
+    return measure_impls(op, args, {name: registry.load_backend(name) for name in candidates})
 
 
-def choose(seconds: dict[str, float]) -> str:
+def choose(seconds: dict[str, float], margin: float = MARGIN) -> str:
+    """The first (preferred) candidate unless another is faster by more than ``margin``."""
     preferred = next(iter(seconds))
     best = min(seconds, key=seconds.get)
-    if seconds[best] < MARGIN * seconds[preferred]:
+    if seconds[best] < margin * seconds[preferred]:
         return best
     return preferred
 
@@ -257,38 +320,154 @@ def _call_signature(op: str, args):
     return (op, *((a.dtype.char, a.shape) if isinstance(a, np.ndarray) else a for a in args))
 
 
-class AutoOps(CheckedOps):
-    """Validating ops whose backend is chosen per call from the measured table."""
+class TrainerWatch:
+    """The in-use check of one ``train_batches`` choice (one shape class, one process).
 
-    def __init__(self, name, impl, table: Table | None = None):
+    ``expected`` holds seconds per batch per candidate (the probe's, or the table's).
+    :meth:`record` gets each call's measured time.  When the chosen backend's median
+    over its last :data:`REVISIT_AFTER` calls is off its own expected time by more
+    than :data:`REVISIT_FACTOR` either way (the probe did not predict the use, so
+    it may have mispredicted the other candidate too; unless the other's record is
+    :data:`TRIAL_PLAUSIBLE` times slower than this use), or exceeds that factor times
+    the fastest other candidate's expected time, :meth:`backend_for_next_call` names
+    that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
+    margin) is kept for good.  At most one trial per watch: a choice that holds is
+    never re-tried.  Deterministic: it only sees the times it is given.
+    """
+
+    def __init__(self, backend: str, expected: dict[str, float]):
+        self.backend = backend
+        self.expected = dict(expected)
+        self.recent: dict[str, collections.deque] = {}
+        self.trial: str | None = None
+        self.settled = not any(b != backend for b in expected)
+
+    def backend_for_next_call(self) -> str:
+        return self.trial or self.backend
+
+    def record(self, backend: str, seconds: float, n_batches: int) -> bool:
+        """Record one call; True when this call settled the choice (see :meth:`verdict`)."""
+        if self.settled or n_batches <= 0:
+            return False
+        window = max(REVISIT_AFTER, TRIAL_CALLS)
+        self.recent.setdefault(backend, collections.deque(maxlen=window)).append(
+            seconds / n_batches
+        )
+        if self.trial is None:
+            self._maybe_start_trial()
+            return False
+        return self._maybe_end_trial()
+
+    def _in_use(self, backend: str, calls: int) -> float | None:
+        recent = list(self.recent.get(backend, ()))[-calls:]
+        return timing.median(recent) if len(recent) >= calls else None
+
+    def _maybe_start_trial(self) -> None:
+        current = self._in_use(self.backend, REVISIT_AFTER)
+        if current is None:
+            return
+        others = {b: t for b, t in self.expected.items() if b != self.backend}
+        alternative = min(others, key=others.get)
+        # The probe did not predict this backend's use (either way: a probe that
+        # overestimated both would hide a wrong choice), or the other now looks faster.
+        own = self.expected.get(self.backend)
+        drift = current / own if own else 1.0
+        unpredicted = max(drift, 1 / drift) > REVISIT_FACTOR
+        plausible = others[alternative] < TRIAL_PLAUSIBLE * current  # else a trial only costs
+        if (unpredicted and plausible) or current > REVISIT_FACTOR * others[alternative]:
+            self.trial = alternative
+
+    def _maybe_end_trial(self) -> bool:
+        tried = self._in_use(self.trial, TRIAL_CALLS)
+        if tried is None:
+            return False
+        current = self._in_use(self.backend, REVISIT_AFTER)
+        if tried < MARGIN * current:
+            self.backend = self.trial
+        self.trial, self.settled = None, True
+        return True
+
+    def verdict(self) -> dict[str, float]:
+        """Seconds per batch measured in use, per backend tried (after the trial)."""
+        return {b: timing.median(ts) for b, ts in self.recent.items() if ts}
+
+
+class AutoOps(CheckedOps):
+    """Validating ops whose backend is chosen per call from the measured table.
+
+    ``timer`` (the clock of the in-use check) and ``loader`` (backend name ->
+    backend object) can be replaced, e.g. by tests.
+    """
+
+    def __init__(self, name, impl, table: Table | None = None, *,
+                 timer: Callable[[], float] = time.perf_counter, loader=None):  # fmt: skip
         super().__init__(name, impl)
         self.table = table or _table
+        self.timer = timer
+        self.loader = loader or registry.load_backend
         self._memo: dict[tuple, object] = {}
+        self._watches: dict[tuple, tuple[str, TrainerWatch]] = {}
 
     def _candidates(self) -> list[str]:
-        return [c for c in CANDIDATES if registry.load_backend(c) is not None]
+        return [c for c in CANDIDATES if self.loader(c) is not None]
+
+    def _method(self, op: str, args):
+        """The chosen backend's bound method for this call (memoised per signature)."""
+        sig = _call_signature(op, args)
+        fn = self._memo.get(sig)
+        if fn is None:
+            fn = self._memo[sig] = getattr(self.loader(self._choose(op, args)[0]), op)
+        return fn
 
     def _impl_for(self, op: str, *args):
-        if op == "train_batches" and len(args) < 12:
-            return self.impl
-        sig = _call_signature(op, args)
-        impl = self._memo.get(sig)
-        if impl is None:
-            impl = self._choose(op, args)
-            self._memo[sig] = impl
-        return impl
+        if op == "train_batches":
+            return self.loader(self._watch(args)[1].backend_for_next_call())
+        return self._method(op, args).__self__
 
-    def _choose(self, op: str, args):
+    def _run(self, op: str, *args):
+        # A call seen before costs one signature and one lookup (a few hundred
+        # nanoseconds: the whole price of auto on tiny ops); no further frames.
+        if op == "train_batches":
+            return self._run_trainer(args)
+        fn = self._memo.get(_call_signature(op, args)) or self._method(op, args)
+        return fn(*args)
+
+    def _choose(self, op: str, args) -> tuple[str, dict[str, float]]:
+        """(backend, seconds per candidate) for the shape class of this call."""
         candidates = self._candidates()
         if len(candidates) == 1 or os.environ.get("FASTNN_AUTOTUNE", "1") == "0":
-            return self.impl
+            return self.impl.name, {}
         key = shape_key(op, args)
-        backend = self.table.get(key)
-        if backend is None or backend not in candidates:
+        entry = self.table.entry(key)
+        if entry is None or entry["backend"] not in candidates:
             seconds = measure(op, args, candidates)
-            backend = choose(seconds)
-            self.table.put(key, backend, seconds)
-        return registry.load_backend(backend)
+            entry = {"backend": choose(seconds), "seconds": seconds}
+            self.table.put(key, entry["backend"], seconds)
+        return entry["backend"], entry["seconds"]
+
+    def _watch(self, args) -> tuple[str, TrainerWatch]:
+        """(shape key, in-use check) of this ``train_batches`` call's signature."""
+        sig = _call_signature("train_batches", args)
+        found = self._watches.get(sig)
+        if found is None:
+            backend, seconds = self._choose("train_batches", args)
+            candidates = self._candidates()
+            seconds = {b: t for b, t in seconds.items() if b in candidates}
+            key = shape_key("train_batches", args)
+            found = self._watches[sig] = (key, TrainerWatch(backend, seconds))
+        return found
+
+    def _run_trainer(self, args):
+        key, watch = self._watch(args)
+        backend = watch.backend_for_next_call()
+        fn = self.loader(backend).train_batches
+        if watch.settled:
+            return fn(*args)
+        t0 = self.timer()
+        out = fn(*args)
+        if watch.record(backend, self.timer() - t0, _n_batches(args[5], args[6])):
+            self.table.put(key, watch.backend, watch.verdict(), source="in use")
+        return out
 
 
 def describe() -> str:
@@ -299,12 +478,23 @@ def describe() -> str:
         lines.append("  (empty: choices are measured the first time auto meets an op and shape)")
         return "\n".join(lines)
     width = max(len(k) for k in _table.entries)
-    lines.append(f"  {'op|dtype|shape class|names':<{width}}  choice  timings (median)")
+    lines.append(
+        f"  {'op|dtype|shape class|names':<{width}}  choice  timings (median; train_batches: "
+        "per batch)"
+    )
     for key in sorted(_table.entries):
         entry = _table.entries[key]
-        timing = ", ".join(f"{b}={s * 1e6:.1f}us" for b, s in sorted(entry["seconds"].items()))
-        lines.append(f"  {key:<{width}}  {entry['backend']:<6}  {timing}")
+        timing_ = ", ".join(f"{b}={s * 1e6:.1f}us" for b, s in sorted(entry["seconds"].items()))
+        source = " (in use)" if entry.get("source") == "in use" else ""
+        lines.append(f"  {key:<{width}}  {entry['backend']:<6}  {timing_}{source}")
     return "\n".join(lines)
+
+
+def entries() -> dict[str, dict]:
+    """A copy of the cached choices: shape key -> ``backend``, ``seconds``, ``source``."""
+    with _table._lock:
+        _table.load()
+        return copy.deepcopy(_table.entries)
 
 
 def clear() -> None:

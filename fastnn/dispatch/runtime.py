@@ -5,16 +5,15 @@ Thread pools.  A fastnn process can hold up to three pools: NumPy's OpenBLAS
 (``np.dot`` inside ``@njit`` code, only where NumPy's BLAS cannot be located) and
 Numba's own (``parallel=True`` kernels).  On a 2-core machine, idle OpenBLAS
 threads spin-wait for new work for a while after each call; a different pool
-starting work in that window shares the cores with spinning threads, which was
-measured 8x-600x slower.  fastnn therefore keeps one pool per hot path: the
-primitive ops use only NumPy's BLAS (their own kernels are serial); the fused
-trainer of wide networks runs in Numba's pool alone, each thread calling NumPy's
-BLAS limited to one thread.  Switching between those two pools still costs the
-other pool's spin window once per switch (``benchmarks/alternate_pools.py``
-measures it: a training call of 8 batches alternating with NumPy products took
-about 2x (1.7-4.4x over runs) their separate times here), which a training run pays once per ``fit``
-chunk or validation pass, not per step.  :func:`set_num_threads` caps every pool
-at once so they are never oversubscribed.
+starting work in that window shares the cores with spinning threads and runs
+several times slower (``benchmarks/README.md`` has the figures).  fastnn therefore
+keeps one pool per hot path: the primitive ops use only NumPy's BLAS (their own
+kernels are serial); the fused trainer of wide networks runs in Numba's pool
+alone, each thread calling NumPy's BLAS limited to one thread.  Switching between
+those two pools still costs the other pool's spin window once per switch
+(``benchmarks/alternate_pools.py`` measures it), which a training run pays once
+per ``fit`` chunk or validation pass, not per step.  :func:`set_num_threads` caps
+every pool at once so they are never oversubscribed.
 
 Threading layer.  fastnn's primitive kernels never use ``parallel=True``, so they
 are safe to call from several Python threads at once (they also release the
@@ -33,10 +32,11 @@ import importlib.util
 import numbers
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from . import registry
+from . import machine, registry
 
 __all__ = ["get_num_threads", "set_num_threads", "warmup"]
 
@@ -76,8 +76,10 @@ def set_num_threads(n: int) -> None:
     Applies to NumPy's and SciPy's OpenBLAS (process-wide, via threadpoolctl) and
     to Numba's parallel kernels (for the calling thread: Numba's thread count is
     thread-local; if the ``numba`` backend is not loaded yet, the count is applied
-    when it is).  ``n`` above Numba's thread ceiling (``NUMBA_NUM_THREADS``,
-    normally the core count) is clamped to it for Numba.
+    when it is).  ``n`` above the cores this process may use (its CPU affinity,
+    :func:`os.sched_getaffinity`) is clamped to them with a :class:`RuntimeWarning`:
+    more threads than cores only wait for each other.  Numba also caps at its thread ceiling
+    (``NUMBA_NUM_THREADS``, normally the core count).
     """
     global _requested
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
@@ -85,6 +87,15 @@ def set_num_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
     n = int(n)
+    usable = machine.usable_cores()
+    if n > usable:
+        warnings.warn(
+            f"set_num_threads({n}): this process may use {usable} core(s); using {usable} "
+            "threads (more threads than cores only wait for each other)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        n = usable
     from threadpoolctl import threadpool_limits
 
     _load_scipy_blas()

@@ -42,30 +42,6 @@ class _Parser(argparse.ArgumentParser):
 # ------------------------------------------------------------------------ info
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _cpu_flags() -> list[str]:
-    wanted = ("avx2", "fma", "avx512f")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in flags]
-    except OSError:
-        pass
-    return []
-
-
 def _version(module_name: str) -> str:
     try:
         module = importlib.import_module(module_name)
@@ -140,20 +116,23 @@ def cmd_info(args) -> int:
         print(f"{name} {_version(name)}")
     backends = fastnn.available_backends()
     from fastnn import dispatch
+    from fastnn.dispatch import machine
 
     print(f"backends available: {', '.join(backends)} (+ auto)")
     print(f"current backend: {_current_backend()}")
     if "auto" in dispatch.CHOICES:
         print(f"auto without measurements falls back to: {dispatch.resolve_auto_backend()}")
-    for name, err in sorted(getattr(dispatch, "_import_errors", {}).items()):
-        print(f"backend {name} unavailable: {err}")
-    cores = os.cpu_count()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cores
-    flags = _cpu_flags()
-    print(f"cpu: {_cpu_model()}; {cores} logical cores ({usable} usable)")
+    for name in dispatch.BACKENDS:
+        if name not in backends:
+            try:
+                dispatch.check_choice(name)
+            except ValueError as exc:  # says why it cannot be loaded here
+                print(f"backend {name} unavailable: {_one_line(exc)}")
+    print(
+        f"cpu: {machine.cpu_model()}; {machine.logical_cores()} logical cores "
+        f"({machine.usable_cores()} usable)"
+    )
+    flags = machine.reported_flags()
     if flags:
         print(f"cpu features: {', '.join(flags)}")
     from fastnn import datasets
@@ -434,12 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("info", help="backends, versions, BLAS and thread counts, CPU")
-    p.add_argument(
-        "--dispatch", action="store_true", help="also print the auto backend's per-op choices"
-    )
-    p.set_defaults(func=cmd_info)
-
+    _add_info_command(sub)
     backend_help = f"backend: {', '.join(dispatch.CHOICES)} (default: the current backend)"
 
     p = sub.add_parser("example", help="run one of the tutorials' examples")
@@ -472,15 +446,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(p, 0.1, "SGD learning rate (default 0.1)")
     p.set_defaults(func=cmd_demo)
 
+    _add_tool_commands(sub)
+    return parser
+
+
+def _add_info_command(sub) -> None:
+    p = sub.add_parser("info", help="backends, versions, BLAS and thread counts, CPU")
+    p.add_argument(
+        "--dispatch", action="store_true", help="also print the auto backend's per-op choices"
+    )
+    p.set_defaults(func=cmd_info)
+
+
+def _add_tool_commands(sub) -> None:
+    """The ``warmup`` and ``bench`` subcommands."""
     p = sub.add_parser("warmup", help="compile the Numba kernels ahead of time")
     p.set_defaults(func=cmd_warmup)
-
     # Arguments after `bench` are passed to fastnn.tools.bench.main unchanged (see main()).
     p = sub.add_parser(
         "bench", help="performance benchmark (arguments passed through)", add_help=False
     )
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return parser
 
 
 def _one_line(exc: BaseException) -> str:

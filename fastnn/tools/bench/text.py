@@ -1,20 +1,24 @@
-"""The plain-text tables of a ``fastnn bench`` run (its default output)."""
+"""The plain-text tables of a ``fastnn bench`` run (its default output).
+
+Top to bottom: the machine, PASS/FAIL per regime, one table per regime other
+than ``ops`` (time, spread over the repeats, ratios, targets), then the ``ops``
+table.  Spreads are min-max over the repeats: a ratio whose spreads overlap the
+limit is marked ``FAIL (noise)``.
+"""
 
 from __future__ import annotations
 
+from . import summary
 from .fmt import fmt_ratio, fmt_time, short_status, table
 from .runner import BACKENDS
 
 
-def format_report(data: dict) -> str:
-    """The plain-text tables of one run (the default output of ``fastnn bench``)."""
-    cases = data["cases"]
-    out = []
+def _header(data: dict) -> list[str]:
     m = data["machine"]
-    out.append(
+    out = [
         f"fastnn {m['versions'].get('fastnn')} on {m['cpu']} ({m['cores']} cores), "
         f"backends: {', '.join(m['backends'])}"
-    )
+    ]
     if m.get("loadavg", "-") != "-" and float(m["loadavg"].split(",")[0]) > 0.5:
         out.append(
             f"warning: load average {m['loadavg']} at start: other processes share the CPU, "
@@ -25,84 +29,80 @@ def format_report(data: dict) -> str:
         f"GEMM rate (A @ A, n=2048): float32 {g['float32'] / 1e9:.1f} GFLOP/s, "
         f"float64 {g['float64'] / 1e9:.1f} GFLOP/s"
     )
+    return out
+
+
+def _unavailable(cases: list[dict]) -> list[str]:
     reasons: dict[str, set[str]] = {}
     for c in cases:
         for r, st in c["status"].items():
             if st.startswith("n/a") and not st.endswith("small shapes only"):
                 reasons.setdefault(st[5:], set()).add(r)
-    for reason, runners in sorted(reasons.items()):
-        out.append(f"n/a: {reason} (runners: {', '.join(sorted(runners))})")
+    return [f"n/a: {why} (runners: {', '.join(sorted(rs))})" for why, rs in sorted(reasons.items())]
+
+
+def _verdicts(cases: list[dict]) -> list[str]:
+    lines = ["", "== summary: targets per regime =="]
+    for regime in summary.regimes(cases):
+        counts = summary.regime_counts(cases, regime)
+        detail = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        lines.append(f"{regime:<12} {summary.verdict(counts):<13} {detail or 'no targets'}")
+    return lines
+
+
+def _with_spread(case: dict, runner: str) -> str:
+    """``median (+-half the spread in %)``: how far one figure can be trusted."""
+    t = case["seconds"].get(runner)
+    lo_hi = case.get("spread", {}).get(runner)
+    if t is None:
+        return "-"
+    if not lo_hi or not t:
+        return fmt_time(t)
+    return f"{fmt_time(t)} ±{50 * (lo_hi[1] - lo_hi[0]) / t:.0f}%"
+
+
+def _ops_row(c: dict) -> list[str]:
+    s = c["seconds"]
+    best = min((s[b] for b in ("numpy", "numba") if b in s), default=None)
+    gf = c["flops"] / best / 1e9 if c["flops"] and best else None
+    tg = {t["runner"]: t for t in c["targets"]}
+    auto_ratio = tg.get("auto", {}).get("ratio")
+    return [
+        c["name"],
+        *(_with_spread(c, b) for b in BACKENDS),
+        fmt_ratio(s["numba"] / s["numpy"]) if "numba" in s and "numpy" in s else "-",
+        fmt_ratio(auto_ratio) if auto_ratio else "-",
+        f"{gf:.1f}" if gf else "-",
+        " ".join(f"{r}:{short_status(summary.status_label(t))}" for r, t in tg.items()),
+    ]
+
+
+def _ops_table(ops: list[dict]) -> list[str]:
+    headers = ["case", *BACKENDS, "numba/numpy", "auto/best", "GFLOP/s", "targets"]
+    return [
+        "",
+        "== ops: median time per call ±half its min-max spread (numba/numpy, auto/best: "
+        "time ratios) ==",
+        table(headers, [_ops_row(c) for c in ops]),
+    ]
+
+
+def _regime_table(regime: str, rows: list[dict]) -> list[str]:
+    headers = ["case", "runner", "time", "spread (min - max)", "time ratios", "targets"]
+    keys = ("case", "runner", "time", "spread", "ratios", "targets")
+    body = [[r[k] for k in keys] for r in rows if r["regime"] == regime]
+    return ["", f"== {regime}: median time per unit (epoch, step) ==", table(headers, body)]
+
+
+def format_report(data: dict) -> str:
+    """The plain-text tables of one run (the default output of ``fastnn bench``)."""
+    cases = data["cases"]
+    out = [*_header(data), *_unavailable(cases), *_verdicts(cases)]
+    rows = summary.headline_rows(cases)
+    for regime in summary.regimes(cases):
+        if regime not in summary.PER_OP_REGIMES:
+            out += _regime_table(regime, rows)
     ops = [c for c in cases if c["regime"] == "ops"]
     if ops:
-        rows = []
-        for c in ops:
-            s = c["seconds"]
-            best = min((s[b] for b in ("numpy", "numba") if b in s), default=None)
-            gf = c["flops"] / best / 1e9 if c["flops"] and best else None
-            tg = {t["runner"]: t for t in c["targets"]}
-            rows.append([
-                c["name"],
-                *(fmt_time(s.get(b)) for b in BACKENDS),
-                fmt_ratio(s["numba"] / s["numpy"]) if "numba" in s and "numpy" in s else "-",
-                fmt_ratio(tg["auto"]["ratio"]) if tg.get("auto", {}).get("ratio") else "-",
-                f"{gf:.1f}" if gf else "-",
-                " ".join(f"{r}:{short_status(t['status'])}" for r, t in tg.items()),
-            ])  # fmt: skip
-        out.append("")
-        out.append("== ops: median time per call (numba/numpy and auto/best: time ratios) ==")
-        out.append(
-            table(
-                ["case", *BACKENDS, "numba/numpy", "auto/best", "GFLOP/s", "targets"],
-                rows,
-            )
-        )
-        statuses = [t["status"] for c in ops for t in c["targets"]]
-        out.append(
-            f"ops targets: {statuses.count('PASS')} PASS, {statuses.count('FAIL')} FAIL, "
-            f"{sum(s.startswith('n/a') for s in statuses)} n/a"
-        )
-    for regime, title in (
-        ("epoch", "epoch: 784-256-10 MLP, one epoch (vs numpy = vs the hand-written NumPy loop)"),
-        ("tiny", "tiny nets: time per full-batch training step (vs numpy = vs numpy backend)"),
-    ):
-        sel = [c for c in cases if c["regime"] == regime]
-        if not sel:
-            continue
-        rows = []
-        for c in sel:
-            s = c["seconds"]
-            ref = s.get("numpy-loop" if regime == "epoch" else "numpy")
-            for runner, st in c["status"].items():
-                t = s.get(runner)
-                tg = [x for x in c["targets"] if x["runner"] == runner]
-                rows.append([
-                    c["name"], runner, fmt_time(t) if t else short_status(st),
-                    fmt_ratio(t / ref) if t and ref else "-",
-                    fmt_ratio(t / s["torch"]) if t and s.get("torch") else "-",
-                    fmt_ratio(t / s["gemm-floor"]) if t and s.get("gemm-floor") else "-",
-                    f"{c['flops'] / t / 1e9:.1f}" if t and c["flops"] and runner != "gemm-floor"
-                    else "-",
-                    "; ".join(
-                        f"{short_status(x['status'])} {x['label']}"
-                        + (f" ({x['ratio']:.3g})" if x["ratio"] is not None else "")
-                        for x in tg
-                    ),
-                ])  # fmt: skip
-        out.append("")
-        out.append(f"== {title} ==")
-        out.append(
-            table(
-                [
-                    "case",
-                    "runner",
-                    "time",
-                    "vs numpy",
-                    "vs torch",
-                    "vs floor",
-                    "GFLOP/s",
-                    "targets",
-                ],
-                rows,
-            )
-        )
+        out += _ops_table(ops)
     return "\n".join(out)

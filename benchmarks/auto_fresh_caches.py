@@ -1,0 +1,75 @@
+"""Does ``auto`` pick the faster backend from a fresh autotune cache?
+
+Runs ``--runs`` fresh processes, each with its own empty ``FASTNN_CACHE_DIR``, so
+``auto`` probes from scratch every time.  In each, the headline workload (the
+784-256-10 MLP, SGD, batch 256, ``--rows`` rows, one epoch) and the tiny nets are
+timed on ``auto``, ``numba`` and ``numpy`` in alternating rounds (0.3 s idle
+before each epoch sample), after untimed warm-up calls (where ``auto`` probes
+and checks its choice in use).
+Prints, per run and case, auto's time over the faster backend's and the backend
+``auto`` recorded for ``train_batches``; the target is <= 1.05 in every run::
+
+    .venv/bin/python benchmarks/auto_fresh_caches.py --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def one_run(rows: int, tiny_steps: int) -> dict:
+    from fastnn.dispatch import autotune
+    from fastnn.tools.bench import runner as bench
+
+    X, y, _ = bench.training_data(rows)
+    out = {}
+    calls = {b: bench.epoch_call(b, X, y, "sgd", 256) for b in ("auto", "numba", "numpy")}
+    for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):  # measure_alternating warms up once more
+        calls["auto"]()
+    out["sgd-b256"] = bench.measure_alternating(calls, 3, 0.0, settle=bench.EPOCH_SETTLE_S)
+    for net in bench.TINY_NETS:
+        calls = {b: bench.tiny_call(b, net, tiny_steps) for b in ("auto", "numba", "numpy")}
+        for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):
+            calls["auto"]()
+        out[net.name] = bench.measure_alternating(calls, 3, 0.02, units=tiny_steps)
+    choices = {k.split("|")[2]: v["backend"] for k, v in autotune.entries().items()
+               if k.startswith("train_batches")}  # fmt: skip
+    return {"cases": out, "train_batches": choices}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--tiny-steps", type=int, default=200)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_run(args.rows, args.tiny_steps)))
+        return 0
+    worst: dict[str, float] = {}
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, FASTNN_CACHE_DIR=cache)
+            cmd = [sys.executable, __file__, "--one", "--rows", str(args.rows),
+                   "--tiny-steps", str(args.tiny_steps)]  # fmt: skip
+            res = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                            check=True).stdout)  # fmt: skip
+        parts = []
+        for case, t in res["cases"].items():
+            ratio = t["auto"]["median"] / min(t["numba"]["median"], t["numpy"]["median"])
+            worst[case] = max(worst.get(case, 0.0), ratio)
+            parts.append(f"{case} {ratio:.3f}")
+        print(f"run {i + 1}: auto/best " + ", ".join(parts)
+              + f"; train_batches choices {res['train_batches']}", flush=True)  # fmt: skip
+    print("worst auto/best over runs: " + ", ".join(f"{k} {v:.3f}" for k, v in worst.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""What this machine is: CPU model and features, usable cores, load.
+
+One place for the facts that ``auto``'s cache key (:mod:`.autotune`), the thread
+controls (:mod:`.runtime`), ``fastnn info`` and ``fastnn bench`` all report.
+Reads ``/proc/cpuinfo`` on Linux; elsewhere falls back to :mod:`platform`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+
+#: CPU features worth reporting: the SIMD widths the BLAS and Numba kernels use.
+REPORTED_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f")
+
+
+@functools.lru_cache(maxsize=1)
+def cpuinfo_fields() -> tuple[tuple[str, str], ...]:
+    """``(key, value)`` of each line of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ()
+    fields = []
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.append((key.strip().lower(), value.strip()))
+    return tuple(fields)
+
+
+def _first(key: str) -> str | None:
+    return next((v for k, v in cpuinfo_fields() if k == key), None)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    return _first("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (empty set when unknown)."""
+    return set((_first("flags") or "").split())
+
+
+def reported_flags() -> list[str]:
+    """Those of :data:`REPORTED_FLAGS` this CPU has."""
+    flags = cpu_flags()
+    return [f for f in REPORTED_FLAGS if f in flags]
+
+
+def logical_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under ``taskset`` or a
+    container's CPU set); the logical core count where the OS does not say."""
+    try:
+        return len(os.sched_getaffinity(0)) or logical_cores()
+    except (AttributeError, OSError):
+        return logical_cores()
+
+
+def load_average() -> tuple[float, float, float] | None:
+    """The 1, 5 and 15 minute load averages, or None where the OS has none."""
+    try:
+        return os.getloadavg()
+    except (AttributeError, OSError):
+        return None
+
+
+def fingerprint_parts() -> list[str]:
+    """The CPU's identity as text: architecture, model, core count and flags.
+
+    Part of ``auto``'s cache key: a measured choice is only valid on the CPU it
+    was measured on.
+    """
+    return [
+        platform.machine(),
+        platform.processor(),
+        str(os.cpu_count()),
+        f"model name: {cpu_model()}",
+        "flags: " + " ".join(sorted(cpu_flags())),
+    ]

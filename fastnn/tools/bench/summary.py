@@ -1,0 +1,96 @@
+"""What a ``fastnn bench`` run comes to: PASS/FAIL per regime and the headline rows.
+
+Shared by the plain-text tables (:mod:`.text`) and the HTML report (:mod:`.report`).
+Works on the JSON form of a run (:func:`.runner.run`) and on any regime in it:
+a regime added later (scikit-learn, ...) shows up here with its cases and targets.
+"""
+
+from __future__ import annotations
+
+from .fmt import fmt_ratio, fmt_time
+
+#: The regimes summarised case by case (others: counts only; ops has hundreds of cases).
+PER_OP_REGIMES: tuple[str, ...] = ("ops",)
+
+#: The runners each regime's ratios divide by, when the case has them.
+REFERENCES: dict[str, tuple[str, ...]] = {
+    "epoch": ("numpy-loop", "torch", "gemm-floor"),
+    "tiny": ("numpy", "torch"),
+    "contention": ("numba-1t",),
+}
+
+
+def status_label(target: dict) -> str:
+    """PASS, FAIL, ``FAIL (noise)`` when the samples' spread meets the limit, or n/a."""
+    status = target["status"]
+    if status.startswith("n/a"):
+        return "n/a"
+    return "FAIL (noise)" if status == "FAIL" and target.get("noise") else status
+
+
+def regimes(cases: list[dict]) -> list[str]:
+    """The regimes present, in the order they were measured."""
+    return list(dict.fromkeys(c["regime"] for c in cases))
+
+
+def regime_counts(cases: list[dict], regime: str) -> dict[str, int]:
+    """Targets of ``regime``: counts of PASS, FAIL, FAIL (noise) and n/a."""
+    counts = {"PASS": 0, "FAIL": 0, "FAIL (noise)": 0, "n/a": 0}
+    for c in cases:
+        if c["regime"] == regime:
+            for t in c["targets"]:
+                counts[status_label(t)] += 1
+    return counts
+
+
+def verdict(counts: dict[str, int]) -> str:
+    """One word per regime: FAIL if any target failed beyond noise, else PASS (n/a if none ran)."""
+    if counts["FAIL"]:
+        return "FAIL"
+    if counts["PASS"] or counts["FAIL (noise)"]:
+        return "PASS" if not counts["FAIL (noise)"] else "PASS (noise)"
+    return "n/a"
+
+
+def spread_text(case: dict, runner: str) -> str:
+    lo_hi = case.get("spread", {}).get(runner)
+    if not lo_hi:
+        return "-"
+    return f"{fmt_time(lo_hi[0])} - {fmt_time(lo_hi[1])}"
+
+
+def ratios_text(case: dict, runner: str) -> str:
+    """Time ratios against the regime's references, e.g. ``0.78x numpy-loop, 0.71x torch``."""
+    s = case["seconds"]
+    if runner not in s:
+        return "-"
+    parts = [
+        f"{fmt_ratio(s[runner] / s[ref])} {ref}"
+        for ref in REFERENCES.get(case["regime"], ())
+        if ref in s and ref != runner
+    ]
+    return ", ".join(parts) or "-"
+
+
+def headline_rows(cases: list[dict]) -> list[dict]:
+    """One row per runner of every case outside the per-op regimes: time, spread,
+    ratios to the regime's references and the targets it takes part in."""
+    rows = []
+    for c in cases:
+        if c["regime"] in PER_OP_REGIMES:
+            continue
+        for runner, st in c["status"].items():
+            t = c["seconds"].get(runner)
+            targets = [
+                f"{status_label(x)}: {x['label']}"
+                + (f" ({x['ratio']:.3g})" if x["ratio"] is not None else "")
+                for x in c["targets"]
+                if x["runner"] == runner
+            ]
+            rows.append({
+                "regime": c["regime"], "case": c["name"], "runner": runner,
+                "time": fmt_time(t) if t is not None else ("n/a" if st.startswith("n/a") else st),
+                "spread": spread_text(c, runner), "ratios": ratios_text(c, runner),
+                "targets": "; ".join(targets),
+            })  # fmt: skip
+    return rows
