@@ -8,7 +8,8 @@ opens from disk or any static server with no network access.  It fits a
 1. the summary: PASS/FAIL per regime, then every epoch, tiny-net, contention
    (and any other non-op regime's) figure with its spread and ratios;
 2. training charts: seconds per epoch (GEMM floor dashed), per tiny-net step,
-   per epoch under contention, each bar with its min-max spread;
+   per epoch under contention, per scikit-learn ``fit`` (test accuracy under each
+   bar's value), per predicted row on dask, each bar with its min-max spread;
 3. per-op charts, one collapsed ``<details>`` group per op: the speedup ladder
    ``python -> numpy -> numba -> auto`` relative to ``numpy`` and GFLOP/s against
    this machine's matrix-product rate, error bars from the spread;
@@ -42,6 +43,10 @@ COLORS = {
     "numpy-loop": "#17becf",
     "torch": "#ff7f0e",
     "gemm-floor": "#555555",
+    "sklearn": "#9467bd",
+    "dask": "#8c564b",
+    "memory-1t": "#bcbd22",
+    "memory-2t": "#e377c2",
 }
 LADDER = ("python", "numpy", "numba", "auto")
 
@@ -205,8 +210,11 @@ def _bar_panel(ax, c: dict, scale: float, log: bool) -> None:
     highs = [_bounds(c, r)[1] * scale - v for r, v in zip(runners, vals)]
     bars = ax.bar(runners, vals, yerr=[lows, highs], capsize=3,
                   color=[COLORS.get(r, "#777777") for r in runners])  # fmt: skip
-    for bar, v in zip(bars, vals):
-        ax.annotate(f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, v), ha="center",
+    info = c.get("info", {})
+    for bar, v, r in zip(bars, vals, runners):
+        score = info.get(r, {}).get("score")
+        label = f"{v:.3g}" + (f"\nacc {score:.3f}" if score is not None else "")
+        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, v), ha="center",
                     va="bottom", fontsize=7)  # fmt: skip
     title = c["name"]
     if "gemm-floor" in c["seconds"]:
@@ -235,6 +243,14 @@ TRAINING_CHARTS = {
     "contention": (1.0, "seconds per epoch", False,
                    "SGD epoch, numba with 1 thread and default threads, PyTorch: quiet, and "
                    "beside a process spinning on one core"),
+    "sklearn": (1.0, "seconds per fit", False,
+                "MLPClassifier fit, every epoch run, float32: fastnn.sklearn on numba and "
+                "numpy against scikit-learn, each runner in its own process; test accuracy "
+                "under each bar's value; dashed: the GEMM floor of the fit's epochs"),
+    "dask": (1e9, "nanoseconds per row", False,
+             "784-100-10 predict: fastnn.dask.predict on 2 single-thread worker processes "
+             "against in-memory predict on 1 and 2 BLAS threads (time per row, lower is "
+             "faster)"),
 }  # fmt: skip
 
 
@@ -277,14 +293,15 @@ def summary_html(cases: list[dict]) -> str:
     rows = "".join(
         f"<tr><td>{_e(r['regime'])}</td><td>{_e(r['case'])}</td><td>{_e(r['runner'])}</td>"
         f"<td>{_e(r['time'])}</td><td>{_e(r['spread'])}</td><td>{_e(r['ratios'])}</td>"
-        f"<td>{_e(r['targets'])}</td></tr>"
+        f"<td>{_e(r['notes'])}</td><td>{_e(r['targets'])}</td></tr>"
         for r in summary.headline_rows(cases)
     )
     return (
         "<table id='verdicts'><thead><tr><th>regime</th><th>verdict</th><th>targets</th></tr>"
         f"</thead><tbody>{''.join(verdicts)}</tbody></table>"
         "<table id='headline'><thead><tr><th>regime</th><th>case</th><th>runner</th>"
-        "<th>median</th><th>spread (min - max)</th><th>time ratios</th><th>targets</th></tr>"
+        "<th>median</th><th>spread (min - max)</th><th>time ratios</th><th>notes</th>"
+        "<th>targets</th></tr>"
         f"</thead><tbody>{rows}</tbody></table>"
     )
 
@@ -386,7 +403,7 @@ def _plot_sections(data: dict) -> list[str]:
     )
     ops = op_sections(cases, data["gemm"])
     return [
-        _section("training", "Training: per epoch, per tiny-net step, under contention",
+        _section("training", "Training and prediction: per epoch, step, fit, predicted row",
                  figures or "<p class='note'>not measured in this run</p>"),
         _section("ops", "Per op: speedup ladder and GFLOP/s (click a group to open it)",
                  ops or "<p class='note'>not measured in this run</p>"),

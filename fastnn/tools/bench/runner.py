@@ -24,6 +24,14 @@ Regimes (the targets come from the performance issues and are checked in the
 * ``contention`` -- the SGD epoch on ``numba`` with 1 thread and the default
   thread count (and PyTorch), quiet and beside a process spinning on one core
   (:mod:`.contention`).
+* ``sklearn`` -- one ``fit`` of ``fastnn.sklearn.MLPClassifier`` (``numba`` and
+  ``numpy``, float32) against scikit-learn's ``MLPClassifier`` on float32 input,
+  same hyper-parameters, every epoch run, test accuracy reported per runner
+  (:mod:`.estimators`), each runner in its own worker process; plus the GEMM
+  floor of the fit's epochs.
+* ``dask`` -- ``fastnn.dask.predict`` on 2 single-thread worker processes against
+  in-memory ``predict`` on 1 and 2 threads, time per row (:mod:`.dask_regime`);
+  ``n/a`` without the ``dask`` extra.
 
 The plain-text tables are the default output (:mod:`.text`); ``--json FILE``
 writes the raw numbers and ``--html DIR`` a self-contained report (:mod:`.report`).
@@ -44,7 +52,8 @@ import numpy as np
 
 from fastnn.dispatch import autotune, machine, timing
 
-from . import contention
+from . import contention, dask_regime
+from .estimators import SKLEARN_CASES, SKLEARN_RUNNERS, fit_flops, sklearn_data
 from .fmt import fmt_time
 from .worker import Worker
 from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them from here
@@ -87,12 +96,16 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
 AUTO_WARMUP_EPOCHS = 1 + autotune.REVISIT_AFTER + autotune.TRIAL_CALLS
 
 #: Every regime ``fastnn bench`` knows, in the order they run.
-REGIMES: tuple[str, ...] = ("ops", "epoch", "tiny", "contention")
+REGIMES: tuple[str, ...] = ("ops", "epoch", "tiny", "contention", "sklearn", "dask")
 #: Regimes run when none are named.
 DEFAULT_REGIMES: tuple[str, ...] = ("ops", "epoch", "tiny")
 
 #: ``auto`` runs one of the two backends: it must not be slower than the faster one.
 _AUTO_BEST = ("auto", "best", 1.05, "auto <= 1.05x best backend")
+
+#: scikit-learn: >= 5x faster on the overhead-bound fits, <= 1.3x the GEMM floor on the others.
+_SKLEARN_OVERHEAD = (("numba", "sklearn", 0.2, "numba <= 0.2x scikit-learn (>= 5x faster)"),)
+_SKLEARN_MATRIX = (("numba", "gemm-floor", 1.3, "numba <= 1.3x GEMM floor"),)
 
 #: Targets of the performance issues: (regime, runner, reference, max time ratio, label).
 #: A reference ``"best"`` means the fastest of the ``numpy`` and ``numba`` backends.
@@ -127,6 +140,15 @@ TARGETS: dict[str, tuple[tuple[str, str, float, str], ...]] = {
     "contention:sgd-b256 hog": (
         ("numba", "numba-1t", 1.15, "numba default threads <= 1.15x 1 thread, one core busy"),
     ),
+    **{
+        f"sklearn:{c.name}": _SKLEARN_OVERHEAD if c.bound == "overhead" else _SKLEARN_MATRIX
+        for c in SKLEARN_CASES
+    },
+    # time ratios: a rate >= 1.7x the reference's is a time per row <= 1/1.7 of it
+    "dask:predict": (
+        ("dask", "memory-1t", 1 / 1.7, "dask >= 1.7x the 1-thread in-memory rate"),
+        ("dask", "memory-2t", 1 / 0.85, "dask >= 0.85x the 2-thread in-memory rate"),
+    ),
 }
 
 
@@ -141,7 +163,8 @@ class Case:
 
     ``seconds[runner]`` is the median time of one unit (one call, one epoch, one
     step), ``spread[runner]`` its ``[min, max]`` over the repeats;
-    ``status[runner]`` is ``"ok"`` or ``"n/a: reason"``.
+    ``status[runner]`` is ``"ok"`` or ``"n/a: reason"``; ``info[runner]`` what the
+    runner reported about its work (the ``sklearn`` regime: test ``score``, ``n_iter``).
     """
 
     regime: str
@@ -151,6 +174,7 @@ class Case:
     seconds: dict[str, float] = field(default_factory=dict)
     spread: dict[str, list[float]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
+    info: dict[str, dict] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -172,6 +196,7 @@ class Case:
             "seconds": self.seconds,
             "spread": self.spread,
             "status": self.status,
+            "info": self.info,
             "targets": evaluate_targets(self),
         }
 
@@ -238,12 +263,16 @@ def _close_all(calls: dict) -> None:
             close()
 
 
-def _run_case(case: Case, builders, repeats, min_time, units=1.0, settle=0.0, self_timed=False):
-    """Build each runner's callable (recording ``n/a`` for unavailable ones) and measure."""
+def _run_case(case: Case, builders, repeats, min_time, units=1.0, settle=0.0, self_timed=False,
+              collect_info=False):  # fmt: skip
+    """Build each runner's callable (recording ``n/a`` for unavailable ones) and measure.
+    ``collect_info``: ask each (worker) runner for its ``info()`` before closing it."""
     calls = _build_all(case, builders)
     try:
         if calls:
             case.record(measure_alternating(calls, repeats, min_time, units, settle, self_timed))
+            if collect_info:
+                case.info.update({r: fn.info() for r, fn in calls.items()})
     except Unavailable as exc:  # raised lazily on first call by some runners
         for runner in calls:
             case.status[runner] = f"n/a: {exc}"
@@ -394,6 +423,61 @@ def run_tiny(quick: bool, log=print) -> list[Case]:
     return cases
 
 
+def run_sklearn(quick: bool, gemm32: float, log=print) -> list[Case]:
+    """One fit per sample of each ``MLPClassifier``, each runner in its own process."""
+    log("  one fit per sample, each runner in its own process, float32, every epoch run")
+    cases = []
+    for sc in SKLEARN_CASES:
+        epochs = sc.quick_epochs if quick else sc.epochs
+        X, X_test, _, _, n_classes = sklearn_data(sc.data)
+        flops = fit_flops(len(X), X.shape[1], sc.hidden, n_classes, epochs)
+        case = Case("sklearn", sc.name, {
+            "data": sc.data, "rows": len(X), "test_rows": len(X_test), "features": X.shape[1],
+            "classes": n_classes, "hidden": list(sc.hidden), "epochs": epochs,
+            "solver": "adam", "batch_size": "auto", "dtype": "float32", "bound": sc.bound,
+            "isolation": "one worker process per runner",
+        }, flops)  # fmt: skip
+        specs = {
+            r: {"workload": "sklearn", "runner": r, "data": sc.data, "hidden": list(sc.hidden),
+                "epochs": epochs}
+            for r in SKLEARN_RUNNERS
+        }  # fmt: skip
+        _run_case(case, _worker_builders(specs), 3, 0.0, settle=EPOCH_SETTLE_S, self_timed=True,
+                  collect_info=True)  # fmt: skip
+        case.seconds["gemm-floor"] = flops / gemm32
+        case.status["gemm-floor"] = "ok"
+        cases.append(case)
+        _log_case(log, case)
+    return cases
+
+
+#: Runners of the dask regime (see :mod:`.dask_regime`).
+DASK_RUNNERS: tuple[str, ...] = ("dask", "memory-1t", "memory-2t")
+
+
+def run_dask(quick: bool, log=print, rows: int | None = None) -> list[Case]:
+    """Distributed against in-memory prediction, seconds per row, alternating rounds."""
+    rows = rows or (dask_regime.QUICK_ROWS if quick else dask_regime.ROWS)
+    memory_rows = min(dask_regime.MEMORY_ROWS, rows)
+    case = Case("dask", "predict", {
+        "rows": rows, "memory_rows": memory_rows, "chunk_rows": dask_regime.CHUNK_ROWS,
+        "layers": [dask_regime.FEATURES, dask_regime.HIDDEN, dask_regime.CLASSES],
+        "dtype": "float32", "backend": "numpy", "workers": "2 processes x 1 thread",
+        "unit": "row",
+    })  # fmt: skip
+    reason = dask_regime.unavailable_reason()
+    if reason:
+        case.status.update(dict.fromkeys(DASK_RUNNERS, f"n/a: {reason}"))
+        log(f"  n/a: {reason}")
+        return [case]
+    log(f"  {rows:,} rows on 2 single-thread workers; in memory: {memory_rows:,} rows")
+    with dask_regime.predict_runners(rows, memory_rows=memory_rows) as (calls, per_call):
+        samples = timing.sample_rounds(calls, 3, warm=False, settle=EPOCH_SETTLE_S)
+    case.record({r: timing.summary({r: s}, per_call[r])[r] for r, s in samples.items()})
+    log("  predict: " + ", ".join(f"{r} {1 / t:,.0f} rows/s" for r, t in case.seconds.items()))
+    return [case]
+
+
 # ---------------------------------------------------------------------------
 # Targets, machine details, the run
 # ---------------------------------------------------------------------------
@@ -487,6 +571,8 @@ def run(quick: bool = False, regimes=DEFAULT_REGIMES, log=print) -> dict:
         "epoch": lambda: run_epochs(quick, gemm["float32"], log),
         "tiny": lambda: run_tiny(quick, log),
         "contention": lambda: run_contention(quick, log),
+        "sklearn": lambda: run_sklearn(quick, gemm["float32"], log),
+        "dask": lambda: run_dask(quick, log),
     }
     cases: list[Case] = []
     for regime in REGIMES:

@@ -17,7 +17,15 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "epoch": ("numpy-loop", "torch", "gemm-floor"),
     "tiny": ("numpy", "torch"),
     "contention": ("numba-1t",),
+    "sklearn": ("sklearn", "gemm-floor"),
+    "dask": ("memory-1t", "memory-2t"),
 }
+
+#: What one timed unit is, per regime (the tables' headings).
+UNITS: dict[str, str] = {
+    "epoch": "epoch", "tiny": "training step", "contention": "epoch", "sklearn": "fit",
+    "dask": "row",
+}  # fmt: skip
 
 
 def status_label(target: dict) -> str:
@@ -72,9 +80,25 @@ def ratios_text(case: dict, runner: str) -> str:
     return ", ".join(parts) or "-"
 
 
+def notes_text(case: dict, runner: str) -> str:
+    """What else the runner reported: test accuracy and epochs run (``info``), and a
+    rate in rows per second when the case's unit is a row."""
+    parts = []
+    info = case.get("info", {}).get(runner, {})
+    if "score" in info:
+        parts.append(f"accuracy {info['score']:.4f}")
+    if "n_iter" in info:
+        parts.append(f"{info['n_iter']} epochs")
+    t = case["seconds"].get(runner)
+    if case.get("params", {}).get("unit") == "row" and t:
+        parts.append(f"{1 / t / 1e6:.3g}M rows/s")
+    return ", ".join(parts)
+
+
 def headline_rows(cases: list[dict]) -> list[dict]:
     """One row per runner of every case outside the per-op regimes: time, spread,
-    ratios to the regime's references and the targets it takes part in."""
+    ratios to the regime's references, notes (:func:`notes_text`) and the targets
+    it takes part in."""
     rows = []
     for c in cases:
         if c["regime"] in PER_OP_REGIMES:
@@ -91,6 +115,6 @@ def headline_rows(cases: list[dict]) -> list[dict]:
                 "regime": c["regime"], "case": c["name"], "runner": runner,
                 "time": fmt_time(t) if t is not None else ("n/a" if st.startswith("n/a") else st),
                 "spread": spread_text(c, runner), "ratios": ratios_text(c, runner),
-                "targets": "; ".join(targets),
+                "notes": notes_text(c, runner), "targets": "; ".join(targets),
             })  # fmt: skip
     return rows

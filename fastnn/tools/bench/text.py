@@ -88,10 +88,15 @@ def _ops_table(ops: list[dict]) -> list[str]:
 
 
 def _regime_table(regime: str, rows: list[dict]) -> list[str]:
+    mine = [r for r in rows if r["regime"] == regime]
     headers = ["case", "runner", "time", "spread (min - max)", "time ratios", "targets"]
-    keys = ("case", "runner", "time", "spread", "ratios", "targets")
-    body = [[r[k] for k in keys] for r in rows if r["regime"] == regime]
-    return ["", f"== {regime}: median time per unit (epoch, step) ==", table(headers, body)]
+    keys = ["case", "runner", "time", "spread", "ratios", "targets"]
+    if any(r["notes"] for r in mine):  # scores, rates: before the (long) targets column
+        headers.insert(-1, "notes")
+        keys.insert(-1, "notes")
+    body = [[r[k] for k in keys] for r in mine]
+    unit = summary.UNITS.get(regime, "unit")
+    return ["", f"== {regime}: median time per {unit} ==", table(headers, body)]
 
 
 def format_report(data: dict) -> str:

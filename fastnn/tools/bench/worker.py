@@ -11,8 +11,13 @@ alternating rounds (:func:`fastnn.dispatch.timing.sample_rounds`), idle in
 between: one process per runner, reused across its repeats (a fresh process per
 repeat would pay the imports, data loading and warm-up epoch again each time).
 
+The ``sklearn`` regime's runners (``spec["workload"] == "sklearn"``) are one
+``fit`` each (:func:`.estimators.sklearn_fit_call`), built the same way.
+
 Protocol (one line each): the worker prints ``ready``, ``unavailable: REASON``
-or ``error: MESSAGE`` once built; then ``run`` -> seconds as a float, ``quit`` -> exit.
+or ``error: MESSAGE`` once built; then ``run`` -> seconds as a float, ``info`` ->
+a JSON object (what the runner reports about its last call, e.g. its test
+score; ``{}`` if nothing), ``quit`` -> exit.
 """
 
 from __future__ import annotations
@@ -33,8 +38,15 @@ START_TIMEOUT_S = 600
 
 
 def build(spec: dict):
-    """The zero-argument epoch callable a spec describes (see :class:`Worker`)."""
+    """The zero-argument callable a spec describes (see :class:`Worker`)."""
     from . import workloads
+
+    if spec.get("workload") == "sklearn":
+        from .estimators import sklearn_fit_call
+
+        return sklearn_fit_call(
+            spec["runner"], spec["data"], spec["hidden"], spec["epochs"], spec.get("rows")
+        )
 
     runner, threads = spec["runner"], spec.get("threads")
     reason = (
@@ -76,6 +88,10 @@ def serve(spec: dict, stdin=None, stdout=None) -> int:
             return 1
         print("ready", file=stdout, flush=True)
         for line in stdin:
+            if line.strip() == "info":
+                info = getattr(fn, "info", dict)()
+                print(json.dumps(info), file=stdout, flush=True)
+                continue
             if line.strip() != "run":
                 break
             t0 = time.perf_counter()
@@ -89,7 +105,8 @@ class Worker:
     seconds it took (measured in the worker).  ``spec``: ``runner`` (a fastnn backend,
     ``numpy-loop`` or ``torch``), ``optimizer``, ``batch_size``, ``samples`` (None:
     all), ``threads`` (None: the libraries' defaults), ``warmup`` (untimed epochs, 1
-    by default)."""
+    by default); or, with ``workload: "sklearn"``, ``runner`` (a fastnn backend or
+    ``sklearn``), ``data``, ``hidden``, ``epochs``, ``rows`` (one ``fit`` per call)."""
 
     def __init__(self, spec: dict, env: dict | None = None):
         self.spec = spec
@@ -119,6 +136,15 @@ class Worker:
         if not line:
             raise RuntimeError(f"bench worker {self.spec} died: {self._stderr()}")
         return float(line)
+
+    def info(self) -> dict:
+        """What the runner reports about its last call (e.g. ``{"score": 0.97}``)."""
+        self.proc.stdin.write("info\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench worker {self.spec} died: {self._stderr()}")
+        return json.loads(line)
 
     def close(self) -> None:
         if self.proc.poll() is None:
