@@ -55,7 +55,7 @@ from fastnn.dispatch import autotune, machine, timing
 from . import contention, dask_regime
 from .estimators import SKLEARN_CASES, SKLEARN_RUNNERS, fit_flops, sklearn_data
 from .fmt import fmt_time
-from .worker import Worker
+from .worker import Worker, WorkerFailed
 from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them from here
     ACTIVATIONS,
     BACKENDS,
@@ -345,8 +345,22 @@ def run_ops(quick: bool, log=print) -> list[Case]:
 # --- epochs, contention, tiny nets ---------------------------------------------
 
 
-def _worker_builders(specs: dict[str, dict]) -> dict[str, Callable[[], Worker]]:
-    return {name: (lambda spec=spec: Worker(spec)) for name, spec in specs.items()}
+def _worker_builders(specs: dict[str, dict], together=False) -> dict[str, Callable[[], Worker]]:
+    """A builder per runner.  ``together``: start every worker process now, so their
+    imports and warm-ups overlap (the builders then wait for each one; a worker that
+    fails to start is ``n/a`` with its message); not for runners whose warm-up
+    measures something (``auto``'s probes)."""
+    if not together:
+        return {name: (lambda spec=spec: Worker(spec)) for name, spec in specs.items()}
+
+    def ready(w: Worker) -> Worker:
+        try:
+            return w.wait_ready()
+        except WorkerFailed as exc:  # every started worker is waited for, none leaks:
+            raise Unavailable(exc.detail) from exc  # a failing runner shows as n/a
+
+    started = {name: Worker(spec, wait=False) for name, spec in specs.items()}
+    return {name: (lambda w=w: ready(w)) for name, w in started.items()}
 
 
 def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
@@ -442,8 +456,9 @@ def run_sklearn(quick: bool, gemm32: float, log=print) -> list[Case]:
                 "epochs": epochs}
             for r in SKLEARN_RUNNERS
         }  # fmt: skip
-        _run_case(case, _worker_builders(specs), 3, 0.0, settle=EPOCH_SETTLE_S, self_timed=True,
-                  collect_info=True)  # fmt: skip
+        # warm-up fits are untimed and nothing is tuned in them: the workers start together
+        _run_case(case, _worker_builders(specs, together=True), 3, 0.0, settle=EPOCH_SETTLE_S,
+                  self_timed=True, collect_info=True)  # fmt: skip
         case.seconds["gemm-floor"] = flops / gemm32
         case.status["gemm-floor"] = "ok"
         cases.append(case)

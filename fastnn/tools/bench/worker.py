@@ -37,6 +37,14 @@ from .workloads import Unavailable
 START_TIMEOUT_S = 600
 
 
+class WorkerFailed(RuntimeError):
+    """A worker that could not build or warm up its runner; ``detail``: what it said."""
+
+    def __init__(self, spec: dict, detail: str):
+        super().__init__(f"bench worker {spec} failed: {detail}")
+        self.detail = detail
+
+
 def build(spec: dict):
     """The zero-argument callable a spec describes (see :class:`Worker`)."""
     from . import workloads
@@ -108,7 +116,9 @@ class Worker:
     by default); or, with ``workload: "sklearn"``, ``runner`` (a fastnn backend or
     ``sklearn``), ``data``, ``hidden``, ``epochs``, ``rows`` (one ``fit`` per call)."""
 
-    def __init__(self, spec: dict, env: dict | None = None):
+    def __init__(self, spec: dict, env: dict | None = None, wait: bool = True):
+        """Start the process; ``wait``: until it is ready (else call :meth:`wait_ready`,
+        so several workers import and warm up at the same time)."""
         self.spec = spec
         self.log = tempfile.TemporaryFile(mode="w+")  # stderr: never a full pipe
         cmd = [sys.executable, "-m", "fastnn.tools.bench.worker", json.dumps(spec)]
@@ -116,14 +126,21 @@ class Worker:
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
             env=env or dict(os.environ),
         )  # fmt: skip
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> Worker:
+        """Wait for the worker's ``ready`` (returns self); raises :class:`Unavailable`
+        or :class:`WorkerFailed`, having closed the worker, when it reports otherwise."""
         ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
         status = self.proc.stdout.readline().strip() if ready else "timed out starting"
         if status == "ready":
-            return
+            return self
+        detail = status or self._stderr()  # before close(), which deletes the log
         self.close()
         if status.startswith("unavailable:"):
             raise Unavailable(status.split(":", 1)[1].strip())
-        raise RuntimeError(f"bench worker {spec} failed: {status or self._stderr()}")
+        raise WorkerFailed(self.spec, detail)
 
     def _stderr(self) -> str:
         self.log.seek(0)
