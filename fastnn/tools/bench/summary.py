@@ -91,8 +91,18 @@ def notes_text(case: dict, runner: str) -> str:
         parts.append(f"{info['n_iter']} epochs")
     t = case["seconds"].get(runner)
     if case.get("params", {}).get("unit") == "row" and t:
-        parts.append(f"{1 / t / 1e6:.3g}M rows/s")
+        parts.append(f"{1 / t:,.0f} rows/s")
     return ", ".join(parts)
+
+
+def _ratio_text(case: dict, target: dict) -> str:
+    """`` (time ratio)``; for per-row cases the rate ratio, as their targets are worded."""
+    ratio = target["ratio"]
+    if ratio is None:
+        return ""
+    if case.get("params", {}).get("unit") == "row" and ratio > 0:
+        return f" (rate {1 / ratio:.3g}x)"
+    return f" ({ratio:.3g})"
 
 
 def headline_rows(cases: list[dict]) -> list[dict]:
@@ -106,8 +116,7 @@ def headline_rows(cases: list[dict]) -> list[dict]:
         for runner, st in c["status"].items():
             t = c["seconds"].get(runner)
             targets = [
-                f"{status_label(x)}: {x['label']}"
-                + (f" ({x['ratio']:.3g})" if x["ratio"] is not None else "")
+                f"{status_label(x)}: {x['label']}" + _ratio_text(c, x)
                 for x in c["targets"]
                 if x["runner"] == runner
             ]
