@@ -220,7 +220,7 @@ def _bar_panel(ax, c: dict, scale: float, log: bool) -> None:
     if "gemm-floor" in c["seconds"]:
         floor = c["seconds"]["gemm-floor"] * scale
         ax.axhline(floor, color="black", ls="--", lw=1)
-        title += f" (dashed: GEMM floor {floor:.3g} s)"
+        title += f"\n(dashed: GEMM floor {floor:.3g} s)"
     if log:
         ax.set_yscale("log")
         ax.set_ylim(top=max(vals, default=1) * 3)
@@ -247,7 +247,7 @@ TRAINING_CHARTS = {
                 "MLPClassifier fit, every epoch run, float32: fastnn.sklearn on numba and "
                 "numpy against scikit-learn, each runner in its own process; test accuracy "
                 "under each bar's value; dashed: the GEMM floor of the fit's epochs"),
-    "dask": (1e9, "nanoseconds per row", False,
+    "dask": (1e6, "microseconds per row", False,
              "784-100-10 predict: fastnn.dask.predict on 2 single-thread worker processes "
              "against in-memory predict on 1 and 2 BLAS threads (time per row, lower is "
              "faster)"),
