@@ -2,7 +2,8 @@
 
 Modules: :mod:`.runner` (the regimes, how each runner is measured, targets),
 :mod:`.workloads` (what is run), :mod:`.worker` (runners in their own processes),
-:mod:`.contention` (the CPU hog), :mod:`.text` (the plain-text tables),
+:mod:`.contention` (the CPU hog), :mod:`.estimators` (the ``sklearn`` regime's fits),
+:mod:`.dask_regime` (distributed prediction), :mod:`.text` (the plain-text tables),
 :mod:`.report` (the HTML report with plots).
 """
 
@@ -23,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fastnn bench",
         description="Measure fastnn's backends side by side (ops, training epochs, tiny nets, "
-        "training beside a CPU hog) against a hand-written NumPy loop, PyTorch and the GEMM "
-        "floor; epoch runners each in their own process.",
+        "training beside a CPU hog, scikit-learn fits, dask prediction) against a hand-written "
+        "NumPy loop, PyTorch, scikit-learn and the GEMM floor; epoch and fit runners each in "
+        "their own process.",
     )
     parser.add_argument("--quick", action="store_true", help="a subset of shapes, shorter epochs")
     parser.add_argument("--json", metavar="FILE", help="also write the raw numbers as JSON")
