@@ -19,7 +19,7 @@ pytest.importorskip("numba")
 
 import fastnn  # noqa: E402
 from fastnn.kernels.contract import HEADS, OPTIMIZERS, Ops, StepBackwardError  # noqa: E402
-from fastnn.kernels.numba import mathfn, train  # noqa: E402
+from fastnn.kernels.numba import blas, mathfn, train  # noqa: E402
 from fastnn.kernels.numba.train import TrainMixin  # noqa: E402
 
 # Tolerances after a few (<= 8) updates, relative to the python reference.
@@ -377,7 +377,7 @@ def test_serial_blas_context_restores_the_setting_after_overlapping_uses():
     setting must stay 1 until the last one finishes, then return to what it was."""
     import threading
 
-    lib = train._numpy_blas()
+    lib = blas.numpy_blas()
     if lib is None:
         pytest.skip("NumPy's bundled OpenBLAS not found (another BLAS build)")
     get = lib.scipy_openblas_get_num_threads64_
@@ -388,14 +388,14 @@ def test_serial_blas_context_restores_the_setting_after_overlapping_uses():
         seen = {}
 
         def first():
-            with train._SerialBlas():
+            with blas.SerialBlas():
                 first_in.set()
                 second_in.wait(5)
             first_out.set()
 
         def second():
             first_in.wait(5)
-            with train._SerialBlas():
+            with blas.SerialBlas():
                 second_in.set()
                 first_out.wait(5)
                 seen["after_first_exit"] = get()

@@ -1,7 +1,6 @@
 """``NumbaOps``: the op contract on ``@njit`` kernels; allocates outputs, calls kernels.
 
-Design (measured on the 2-core AVX-512 development machine; see the module
-constants for the thresholds):
+Design (see the module constants for the thresholds):
 
 * Matrix products of large layers go to NumPy's OpenBLAS (``np.matmul(..., out=)``),
   the same library and thread pool the ``numpy`` backend uses, so the process has
@@ -12,9 +11,8 @@ constants for the thresholds):
   call (:func:`~.kernels.dense_forward_fused`, :func:`~.kernels.dense_backward_fused`):
   there the cost is call overhead, not arithmetic.  With one row, ``dW = X.T @ dZ``
   is an outer product computed by a kernel (NumPy does not use BLAS for it).
-* Numba's ``np.exp``/``np.tanh`` are scalar libm calls (measured ~2.4/5 ns per
-  float32/float64 ``exp`` and ~17 ns per ``tanh``, against ~0.4/0.7 and ~0.3/1.5 ns
-  for NumPy's SIMD ufuncs).  For all but tiny ``sigmoid``/``tanh``/``softmax``
+* Numba's ``np.exp``/``np.tanh`` are scalar libm calls, several times slower per
+  element than NumPy's SIMD ufuncs.  For all but tiny ``sigmoid``/``tanh``/``softmax``
   outputs the fused kernels therefore prepare the ``exp`` argument, NumPy's ufunc
   evaluates it in place, and a second kernel finishes (:data:`VECTOR_EXP_MIN`,
   :data:`VECTOR_TANH_MIN`).
@@ -26,13 +24,14 @@ import numpy as np
 
 from ..contract import PROB_EPS, Ops, StepBackwardError
 from . import kernels as K
+from .codes import ACTIVATION_CODES, LINEAR, SIGMOID, SOFTMAX, TANH
 from .gemm import gemm_tn
 from .train import TrainMixin
 
 #: Largest ``n * in * out`` computed by the fused small-shape kernels instead of
-#: NumPy's BLAS.  The loop products reach ~20 GFLOP/s against OpenBLAS's ~100
-#: single-threaded, so they only win where call overhead (~1 us per BLAS/ufunc
-#: call) dominates: measured crossover 2-8 thousand multiply-adds.
+#: NumPy's BLAS.  The loop products are several times slower than single-threaded
+#: OpenBLAS, so they only win where the call overhead of a BLAS/ufunc call
+#: dominates: a few thousand multiply-adds.
 SMALL_PRODUCT = 4096
 
 #: With one row the loop product is a contiguous AXPY sweep and stays ahead of the
@@ -46,24 +45,25 @@ def _small(n, n_in, n_out):
 
 
 #: Smallest output size for which sigmoid/softmax use NumPy's SIMD ``exp`` in place
-#: instead of Numba's scalar one (~2 ns/element saved against ~1 us for the two
-#: extra calls).
+#: instead of Numba's scalar one (the time saved per element pays for the two
+#: extra calls above this size).
 VECTOR_EXP_MIN = 1024
 
-#: Same for tanh: Numba's scalar ``tanh`` costs ~17 ns/element, NumPy's ~0.3-1.5.
+#: Same for tanh: Numba's scalar ``tanh`` is much slower per element than NumPy's,
+#: so the break-even size is smaller.
 VECTOR_TANH_MIN = 64
 
 
 def _epilogue(Z, b, act, Y):
     """``Z += b`` and ``Y = activation(Z)`` after ``Z = X @ W``."""
-    if act == K.ACT_TANH and Z.size >= VECTOR_TANH_MIN:
+    if act == TANH and Z.size >= VECTOR_TANH_MIN:
         K.add_bias(Z, b)
         np.tanh(Z, out=Y)
-    elif act == K.ACT_SIGMOID and Z.size >= VECTOR_EXP_MIN:
+    elif act == SIGMOID and Z.size >= VECTOR_EXP_MIN:
         K.bias_neg_abs(Z, b, Y)  # Y = -|Z|
         np.exp(Y, out=Y)
         K.sigmoid_from_exp(Z, Y)
-    elif act == K.ACT_SOFTMAX and Z.size >= VECTOR_EXP_MIN:
+    elif act == SOFTMAX and Z.size >= VECTOR_EXP_MIN:
         K.bias_row_shift(Z, b, Y)  # Y = Z - rowmax(Z) <= 0
         np.exp(Y, out=Y)
         K.normalize_rows(Y)
@@ -77,7 +77,7 @@ class NumbaOps(TrainMixin, Ops):
     name = "numba"
 
     def dense_forward(self, X, W, b, activation):
-        act = K.ACTIVATION_CODES[activation]
+        act = ACTIVATION_CODES[activation]
         n, n_in = X.shape
         n_out = W.shape[1]
         Z = np.empty((n, n_out), dtype=X.dtype)
@@ -94,7 +94,7 @@ class NumbaOps(TrainMixin, Ops):
     def dense_backward(self, dY, X, W, Z, Y, activation):
         if activation == "step":
             raise StepBackwardError()
-        act = K.ACTIVATION_CODES[activation]
+        act = ACTIVATION_CODES[activation]
         n, n_in = X.shape
         n_out = W.shape[1]
         dt = X.dtype
@@ -105,7 +105,7 @@ class NumbaOps(TrainMixin, Ops):
             dZ = np.empty((n, n_out), dtype=dt)
             K.dense_backward_fused(dY, X, W, Z, Y, act, dZ, dX, dW, db)
             return dX, dW, db
-        if act == K.ACT_LINEAR:
+        if act == LINEAR:
             dZ = dY  # dZ = dY: no copy needed, dZ is not returned
             K.column_sums(dY, db)
         else:
@@ -114,7 +114,7 @@ class NumbaOps(TrainMixin, Ops):
         np.matmul(dZ, W.T, out=dX)
         if n == 1:
             # An outer product: NumPy's matmul does not hand a one-row X.T to BLAS
-            # and falls back to a slow generic loop (measured 5-10x slower).
+            # and falls back to a much slower generic loop.
             gemm_tn(X, dZ, dW)
         else:
             np.matmul(X.T, dZ, out=dW)

@@ -1,0 +1,304 @@
+"""Every formula of the ``numba`` backend, once: scalars in, scalars out.
+
+The op kernels (:mod:`.kernels`), the batch-major trainer (:mod:`.train_gemm`) and
+the batch-minor trainer (:mod:`.train_small`) all evaluate activations, losses and
+optimizer steps through these functions; only the loops around them differ (rows
+of a batch-major array, columns of a batch-minor one, flat parameter buffers).
+
+All are ``@njit(**JIT_INLINE)``: Numba inlines them into the calling loop, where
+LLVM hoists the branch on a (loop-invariant) activation code out of the loop and
+vectorizes what remains.  Arguments share one float dtype (float32 or float64);
+constants are made in that dtype with :func:`typed`, so float32 loops stay float32.
+Loss *values* come back as float64, in which the callers accumulate them.
+
+Adding an elementwise activation means one branch in :func:`act_forward` and one
+in :func:`act_backward` (plus its contract, python and numpy entries and tests).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from .codes import BCE, MSE, RELU, SIGMOID, SIGMOID_CE, STEP, TANH
+from .config import JIT_INLINE
+from .mathfn import fast_exp, fast_log, fast_log1p, log64
+
+# ------------------------------------------------------------------ dtype constants
+
+
+def typed(value, like):
+    """``value`` as a number of ``like``'s float dtype (compiled code only)."""
+    return type(like)(value)
+
+
+@overload(typed)
+def _typed_impl(value, like):
+    if like == types.float32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
+
+def smallest_normal(like):
+    """The smallest normal number of ``like``'s float dtype (compiled code only)."""
+    return np.finfo(type(like)).tiny
+
+
+@overload(smallest_normal)
+def _smallest_normal_impl(like):
+    tiny32 = float(np.finfo(np.float32).tiny)
+    tiny64 = float(np.finfo(np.float64).tiny)
+    if like == types.float32:
+        return lambda like: np.float32(tiny32)
+    return lambda like: np.float64(tiny64)
+
+
+@njit(**JIT_INLINE)
+def flush(x):
+    """``x``, or 0 when ``|x|`` is below the smallest normal number (subnormal).
+
+    Optimizer state that decays geometrically where the gradient is zero (Adam's
+    moments, SGD's velocity with momentum; e.g. the weights of always-black
+    pixels) would otherwise sink into subnormals, which cost ~100 cycles per
+    operand on x86.  The values flushed change no result within any float
+    tolerance; NaN is never flushed (the comparison is false).
+    """
+    return typed(0.0, x) if abs(x) < smallest_normal(x) else x
+
+
+# ---------------------------------------------------------------------- activations
+
+
+@njit(**JIT_INLINE)
+def sigmoid_from_exp(z, e):
+    """Logistic of ``z`` given ``e = exp(-|z|)``: ``1/(1+e)`` for ``z >= 0``, else
+    ``e/(1+e)`` -- ``exp`` only ever sees ``-|z| <= 0``, so nothing overflows."""
+    one = typed(1.0, z)
+    return (one if z >= typed(0.0, z) else e) / (one + e)
+
+
+@njit(**JIT_INLINE)
+def sigmoid(z):
+    """Stable logistic ``1 / (1 + exp(-z))`` (see :func:`sigmoid_from_exp`)."""
+    return sigmoid_from_exp(z, fast_exp(-abs(z)))
+
+
+@njit(**JIT_INLINE)
+def relu(z):
+    """``max(z, 0)``; ``relu(NaN)`` is NaN (an explicit compare, not ``max``)."""
+    zero = typed(0.0, z)
+    return zero if z < zero else z
+
+
+@njit(**JIT_INLINE)
+def step(z):
+    """Heaviside with ``H(0) = 1``, as the perceptron rule defines it; ``step(NaN) = 0``."""
+    return typed(1.0, z) if z >= typed(0.0, z) else typed(0.0, z)
+
+
+@njit(**JIT_INLINE)
+def act_forward(code, z):
+    """``activation(z)`` for activation ``code``.
+
+    Softmax is a row operation: here it is the identity, and the caller
+    normalizes the row (:func:`nan_max`, :func:`softmax_numerator`).
+    """
+    if code == SIGMOID:
+        return sigmoid(z)
+    if code == RELU:
+        return relu(z)
+    if code == TANH:
+        return np.tanh(z)
+    if code == STEP:
+        return step(z)
+    return z  # linear, and softmax before its row normalization
+
+
+@njit(**JIT_INLINE)
+def act_backward(code, dy, z, y):
+    """``dz = activation'(z) * dy`` for activation ``code``, given ``y = activation(z)``.
+
+    Softmax needs its row: :func:`softmax_backward`.  Step has no derivative
+    (callers raise before training).  The fused trainers keep only ``Y`` and pass
+    it as ``z`` too; that is exact for every activation here (relu: ``y > 0``
+    exactly where ``z > 0``, NaN included), an activation whose derivative reads
+    ``z`` otherwise needs the trainers to keep ``Z``.
+    """
+    one = typed(1.0, y)
+    if code == SIGMOID:
+        return dy * y * (one - y)
+    if code == RELU:
+        # relu'(0) is taken as 0; a masked dy stays masked even if inf/NaN
+        return dy if z > typed(0.0, z) else typed(0.0, z)
+    if code == TANH:
+        return dy * (one - y * y)
+    return dy  # linear
+
+
+@njit(**JIT_INLINE)
+def nan_max(best, x):
+    """Running row maximum for softmax: ``x`` if it is larger, else ``best``."""
+    return x if x > best else best
+
+
+@njit(**JIT_INLINE)
+def softmax_numerator(z, z_max):
+    """``exp(z - max z)``: softmax is shift-invariant and ``exp`` of ``<= 0`` cannot overflow."""
+    return fast_exp(z - z_max)
+
+
+@njit(**JIT_INLINE)
+def softmax_backward(dy, y, s):
+    """Softmax's Jacobian-vector product: ``dz = y (dy - s)`` with ``s = sum_row(dy * y)``."""
+    return y * (dy - s)
+
+
+@njit(**JIT_INLINE)
+def argmax_takes(best, x):
+    """Whether a running argmax at value ``best`` moves to the later value ``x``.
+
+    Larger values win, ties keep the first; a NaN wins once and then stays (as
+    ``np.argmax``: the first NaN is the maximum).
+    """
+    return not (best >= x) and best == best
+
+
+@njit(**JIT_INLINE)
+def binary_hit(o, t, logits):
+    """Whether a one-unit output ``o`` is a correct prediction of target ``t``: ``o``
+    above the decision threshold (0 for logits, 0.5 for probabilities) exactly
+    when ``t > 0.5``."""
+    threshold = 0.0 if logits else 0.5
+    return (o > threshold) == (t > 0.5)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+@njit(**JIT_INLINE)
+def clip_below(y, lo):
+    """``max(y, lo)`` keeping NaN (explicit compare)."""
+    return lo if y < lo else y
+
+
+@njit(**JIT_INLINE)
+def mse_term(y, t, coef):
+    """Squared error of one element: ``((y - t)^2`` in float64, ``coef (y - t))``,
+    ``coef = 2 / size`` in the dtype."""
+    d = y - t
+    return np.float64(d) * np.float64(d), coef * d
+
+
+@njit(**JIT_INLINE)
+def bce_term(y, t, lo, hi, size):
+    """Binary cross-entropy of one element with ``p = clip(y, lo, hi)``:
+    ``(-(t log p + (1-t) log(1-p))`` in float64, ``dL/dy`` over ``size`` elements).
+
+    The gradient is that of the clipped expression: zero where ``y`` lies outside
+    ``[lo, hi]``.  The log is taken in the dtype (one rounding from float64).
+    """
+    one = typed(1.0, y)
+    p = y
+    if p < lo:  # explicit compares keep NaN as NaN
+        p = lo
+    if p > hi:
+        p = hi
+    value = -np.float64(t * fast_log(p) + (one - t) * fast_log(one - p))
+    inside = (y >= lo) and (y <= hi)
+    grad = (p - t) / (p * (one - p)) / size if inside else typed(0.0, y)
+    return value, grad
+
+
+@njit(**JIT_INLINE)
+def cce_value(t, log_p):
+    """Categorical cross-entropy term ``-t log p`` (``log_p`` of the clipped ``p``), float64."""
+    return -np.float64(t * log_p)
+
+
+@njit(**JIT_INLINE)
+def cce_grad(y, t, lo, rows):
+    """``dL/dy = -t / y / rows`` where ``y >= lo``, else 0 (the clip is active)."""
+    return -t / clip_below(y, lo) / rows if y >= lo else typed(0.0, y)
+
+
+@njit(**JIT_INLINE)
+def sigmoid_ce_term(z, t, e, log1p_e, size):
+    """Sigmoid cross-entropy of one logit, given ``e = exp(-|z|)`` and ``log1p(e)``:
+    ``(max(z, 0) - z t + log1p(e)`` in float64, ``(sigmoid(z) - t) / size)``.
+
+    ``max(z, 0) - z t + log(1 + exp(-|z|))`` equals ``-(t log s + (1-t) log(1-s))``
+    for ``s = sigmoid(z)`` without forming ``log(0)`` or overflowing ``exp``.
+    """
+    value = np.float64(max(z, typed(0.0, z)) - z * t + log1p_e)
+    return value, (sigmoid_from_exp(z, e) - t) / size
+
+
+@njit(**JIT_INLINE)
+def sigmoid_ce(z, t, size):
+    """:func:`sigmoid_ce_term` computing ``exp`` and ``log1p`` itself."""
+    e = fast_exp(-abs(z))
+    return sigmoid_ce_term(z, t, e, fast_log1p(e), size)
+
+
+@njit(**JIT_INLINE)
+def softmax_ce_value(s, shifted_label):
+    """``-log softmax(z)_label = log(sum_j exp(z_j - max)) - (z_label - max)`` in float64,
+    from the row's sum ``s`` of shifted exponentials and ``shifted_label = z_label - max``."""
+    return log64(np.float64(s)) - np.float64(shifted_label)
+
+
+@njit(**JIT_INLINE)
+def softmax_ce_grad(e, s, is_label, rows):
+    """``dL/dz = (softmax(z) - onehot) / rows`` for one element, ``e = exp(z - max)``."""
+    q = e / s
+    if is_label:
+        q -= typed(1.0, e)
+    return q / rows
+
+
+@njit(**JIT_INLINE)
+def float_head_term(head, y, t, lo, hi, coef, size, rows):
+    """``(value in float64, dL/dy)`` of one output element for the heads with float
+    targets (every head but softmax cross-entropy, which needs its row).
+
+    ``lo, hi``: the probability clip; ``coef = 2 / size``; ``size`` the batch's
+    element count, ``rows`` its row count, all in the dtype.  The values are
+    summed by the caller and divided by ``rows`` (categorical cross-entropy) or
+    ``size`` (the others).
+    """
+    if head == MSE:
+        return mse_term(y, t, coef)
+    if head == SIGMOID_CE:
+        return sigmoid_ce(y, t, size)
+    if head == BCE:
+        return bce_term(y, t, lo, hi, size)
+    return cce_value(t, fast_log(clip_below(y, lo))), cce_grad(y, t, lo, rows)
+
+
+# ----------------------------------------------------------------------- optimizers
+
+
+@njit(**JIT_INLINE)
+def sgd_step(p, g, v, lr, momentum):
+    """SGD with heavy-ball momentum on one parameter: returns the new ``(p, v)``.
+
+    ``v = momentum v - lr g`` (flushed, see :func:`flush`), ``p += v``; the order
+    of operations is the contract's, so results round identically.
+    """
+    v = flush(momentum * v - lr * g)
+    return p + v, v
+
+
+@njit(**JIT_INLINE)
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, m_scale, v_scale):
+    """Adam on one parameter: returns the new ``(p, m, v)``.
+
+    ``m_scale = 1 / (1 - beta1**t)`` and ``v_scale = 1 / (1 - beta2**t)`` are the
+    bias corrections of step ``t``; the moments are flushed (:func:`flush`)
+    before the update uses them.
+    """
+    one = typed(1.0, p)
+    m = flush(beta1 * m + (one - beta1) * g)
+    v = flush(beta2 * v + (one - beta2) * (g * g))
+    return p - lr * (m * m_scale) / (np.sqrt(v * v_scale) + eps), m, v

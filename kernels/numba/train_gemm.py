@@ -1,0 +1,307 @@
+"""Batch-major training loops with BLAS products (any layer wider than ``SMALL_WIDTH``).
+
+Activations are batch-major ``(n, features)`` and the three products per layer go
+to NumPy's OpenBLAS (:mod:`.blas`); bias and activation are applied in one pass
+over the product, the activation's derivative and ``db`` in one pass before the
+backward products.  The gradient of the first layer's input is never formed:
+nothing uses it.  Plain SGD (no momentum) is folded into the weight-gradient
+product (``W += -lr A^T dZ``, one BLAS call with ``beta = 1``), so ``dW`` is never
+stored and the update costs no pass over ``W``.
+
+Each step is two phases, written once and run by both loops:
+
+1. :func:`rows_phase` on a slice of the batch's rows: gather, forward, loss head,
+   and backward down to every layer's ``dZ`` (all row-local), with a partial
+   ``db`` per slice;
+2. :func:`params_phase` on a slice of every layer's inputs and units: ``dW`` for
+   those rows of ``W`` and ``db`` for those units (partials summed in slice
+   order: deterministic), then the optimizer update.
+
+:func:`train_gemm` runs them on the whole batch, one thread of ours (products
+in NumPy's BLAS pool); :func:`train_gemm_par` splits each phase over
+``n_threads`` threads of Numba's pool with NumPy's OpenBLAS limited to one
+thread, so one pool does everything and the gather and elementwise passes also
+run on every core.
+
+Workspace (allocated once per call; a step allocates nothing): ``A`` holds
+``A_0`` (the gathered batch) .. ``A_L`` back to back, each ``(bsz, dims[l])``, at
+offsets ``a_at``; ``dZ`` holds ``dZ_0 .. dZ_{L-1}`` (``dZ_l: (bsz, dims[l + 1])``) at
+``dz_at``, and ``dL/dA_l`` is formed in ``dZ_{l-1}``'s buffer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import scalar
+from .blas import blas_gemm, blas_gemm_at
+from .codes import CCE, SGD, SIGMOID_CE, SOFTMAX, SOFTMAX_CE
+from .config import JIT, JIT_PARALLEL
+from .kernels import softmax_ce_row, softmax_row
+from .layout import (
+    C_LR,
+    C_MOMENTUM,
+    C_ONE,
+    C_PROB_HI,
+    C_PROB_LO,
+    C_ZERO,
+    bias_corrections,
+    offsets,
+    update_range,
+    view,
+)
+
+# ----------------------------------------------------------------------- row helpers
+
+
+@njit(**JIT)
+def bias_act_rows(Z, b, act):
+    """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``."""
+    n, k = Z.shape
+    for i in range(n):
+        z = Z[i]
+        if act == SOFTMAX:
+            for c in range(k):
+                z[c] += b[c]
+            softmax_row(z, z)
+        else:
+            for c in range(k):
+                z[c] = scalar.act_forward(act, z[c] + b[c])
+
+
+@njit(**JIT)
+def act_backward_rows(D, Y, act, db):
+    """In place ``D = dL/dZ`` from ``D = dL/dY`` for batch-major ``(n, out)``, and
+    ``db = sum over rows of dL/dZ`` in the same pass (only ``Y`` is kept: see
+    :func:`~.scalar.act_backward`)."""
+    n, k = D.shape
+    for c in range(k):
+        db[c] = D.dtype.type(0.0)
+    for i in range(n):
+        d = D[i]
+        y = Y[i]
+        if act == SOFTMAX:
+            s = D.dtype.type(0.0)
+            for c in range(k):
+                s += d[c] * y[c]
+            for c in range(k):
+                v = scalar.softmax_backward(d[c], y[c], s)
+                d[c] = v
+                db[c] += v
+        else:
+            for c in range(k):
+                v = scalar.act_backward(act, d[c], y[c], y[c])
+                d[c] = v
+                db[c] += v
+
+
+@njit(**JIT)
+def argmax(v):
+    """First index of the maximum of ``v``, NaN counting as the maximum (as ``np.argmax``)."""
+    best = 0
+    for c in range(1, v.shape[0]):
+        if scalar.argmax_takes(v[best], v[c]):
+            best = c
+    return best
+
+
+@njit(**JIT)
+def head_rows(O, D, T, labels, order, first, head, C, nb):
+    """Loss head on output rows ``O: (n, k)`` (rows ``first ..`` of ``order``, out of a
+    batch of ``nb``): ``dL/dO`` into ``D``; returns this slice's ``(loss, correct)``,
+    the loss in float64 and already divided by the batch's normalizer."""
+    n, k = O.shape
+    zero = C[C_ZERO]
+    lo = C[C_PROB_LO]
+    hi = C[C_PROB_HI]
+    rows = scalar.typed(nb, zero)
+    size = scalar.typed(nb * k, zero)
+    coef = scalar.typed(2.0 / (nb * k), zero)
+    total = 0.0
+    correct = 0
+    for i in range(n):
+        o = O[i]
+        d = D[i]
+        if head == SOFTMAX_CE:
+            label = labels[order[first + i]]
+            total += softmax_ce_row(o, label, rows, d)
+            correct += argmax(o) == label
+            continue
+        t = T[order[first + i]]
+        for c in range(k):
+            value, d[c] = scalar.float_head_term(head, o[c], t[c], lo, hi, coef, size, rows)
+            total += value
+        if k > 1:
+            correct += argmax(o) == argmax(t)
+        else:
+            correct += scalar.binary_hit(o[0], t[0], head == SIGMOID_CE)
+    if head == SOFTMAX_CE or head == CCE:
+        return total / nb, correct
+    return total / (nb * k), correct
+
+
+# ---------------------------------------------------------------------------- phases
+
+
+@njit(**JIT)
+def rows_phase(P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn, ws, db):
+    """Rows ``lo .. lo + r`` of the batch at ``order[start:]``: gather, forward, head,
+    backward to every ``dZ_l`` and the partial ``db`` (into ``db``, laid out as ``P``).
+    ``ws = (A, dZ, a_at, dz_at, w_at, b_at)``.  Returns the rows' ``(loss, correct)``."""
+    A, dZ, a_at, dz_at, w_at, b_at = ws
+    L = dims.shape[0] - 1
+    one = C[C_ONE]
+    zero = C[C_ZERO]
+    n_in = dims[0]
+    Xb = view(A, a_at[0] + lo * n_in, r, n_in)
+    for i in range(r):
+        x = X[order[start + lo + i]]
+        xb = Xb[i]
+        for f in range(n_in):
+            xb[f] = x[f]
+    for l in range(L):
+        d_in, d_out = dims[l], dims[l + 1]
+        Z = view(A, a_at[l + 1] + lo * d_out, r, d_out)
+        W = view(P, w_at[l], d_in, d_out)
+        blas_gemm(fn, False, False, view(A, a_at[l] + lo * d_in, r, d_in), W, Z, one, zero)
+        bias_act_rows(Z, P[b_at[l] : b_at[l] + d_out], acts[l])
+    k = dims[L]
+    loss, correct = head_rows(
+        view(A, a_at[L] + lo * k, r, k), view(dZ, dz_at[L - 1] + lo * k, r, k),
+        T, labels, order, start + lo, head, C, nb,
+    )  # fmt: skip
+    for l in range(L - 1, -1, -1):
+        d_in, d_out = dims[l], dims[l + 1]
+        D = view(dZ, dz_at[l] + lo * d_out, r, d_out)
+        Y = view(A, a_at[l + 1] + lo * d_out, r, d_out)
+        act_backward_rows(D, Y, acts[l], db[b_at[l] : b_at[l] + d_out])
+        if l > 0:  # dL/dA_l = dZ_l W_l^T, with the weights before this step's update
+            dA = view(dZ, dz_at[l - 1] + lo * d_in, r, d_in)
+            blas_gemm(fn, False, True, D, view(P, w_at[l], d_in, d_out), dA, one, zero)
+    return loss, correct
+
+
+@njit(**JIT)
+def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, m_scale, v_scale):
+    """Slice ``t`` of ``nt`` of every layer: ``dW`` rows (input features) and ``db``
+    units (the ``db_parts`` rows summed in order), then their update -- or, with
+    ``fold`` (plain SGD), ``W += -lr A^T dZ`` in the product itself."""
+    A, dZ, a_at, dz_at, w_at, b_at = ws
+    one = C[C_ONE]
+    zero = C[C_ZERO]
+    for l in range(dims.shape[0] - 1):
+        d_in, d_out = dims[l], dims[l + 1]
+        f0, f1 = t * d_in // nt, (t + 1) * d_in // nt
+        w0, w1 = w_at[l] + f0 * d_out, w_at[l] + f1 * d_out
+        if fold and f1 > f0:
+            blas_gemm_at(fn, True, False, f1 - f0, d_out, nb, -C[C_LR], A, a_at[l] + f0, d_in,
+                         dZ, dz_at[l], d_out, one, P, w0, d_out)  # fmt: skip
+        elif fn != 0 and f1 > f0:
+            blas_gemm_at(fn, True, False, f1 - f0, d_out, nb, one, A, a_at[l] + f0, d_in,
+                         dZ, dz_at[l], d_out, zero, G, w0, d_out)  # fmt: skip
+        elif f1 > f0:  # np.dot fallback: serial only, so the slice is the whole of W
+            blas_gemm(fn, True, False, view(A, a_at[l], nb, d_in), view(dZ, dz_at[l], nb, d_out),
+                      view(G, w0, d_in, d_out), one, zero)  # fmt: skip
+        if not fold:
+            update_range(P, G, S, opt, C, w0, w1, m_scale, v_scale)
+        c0, c1 = b_at[l] + t * d_out // nt, b_at[l] + (t + 1) * d_out // nt
+        for c in range(c0, c1):
+            g = db_parts[0, c]
+            for u in range(1, db_parts.shape[0]):
+                g += db_parts[u, c]
+            G[c] = g
+            if fold:  # SGD with momentum 0: the velocity is neither read nor kept
+                P[c], _ = scalar.sgd_step(P[c], g, zero, C[C_LR], zero)
+        if not fold:
+            update_range(P, G, S, opt, C, c0, c1, m_scale, v_scale)
+
+
+@njit(**JIT)
+def workspace(P, dims, bsz, n_parts):
+    """``(ws, G, db_parts)``: the phases' workspace tuple (see the module docstring),
+    the gradient buffer and ``n_parts`` partial bias-gradient rows."""
+    L = dims.shape[0] - 1
+    w_at, b_at, total = offsets(dims)
+    a_at = np.empty(L + 1, np.int64)
+    dz_at = np.empty(L, np.int64)
+    a_size = 0
+    dz_size = 0
+    for l in range(L + 1):
+        a_at[l] = a_size
+        a_size += bsz * dims[l]
+        if l < L:
+            dz_at[l] = dz_size
+            dz_size += bsz * dims[l + 1]
+    ws = (np.empty(a_size, P.dtype), np.empty(dz_size, P.dtype), a_at, dz_at, w_at, b_at)
+    return ws, np.empty(total, P.dtype), np.zeros((n_parts, total), P.dtype)
+
+
+# ------------------------------------------------------------------------ the loops
+
+
+@njit(**JIT)
+def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, fn):
+    """Batch-major training loop, one thread of ours.
+
+    * ``P: (n_params,)`` all parameters, updated in place; ``S: (n_state, n_params)``
+      optimizer state in the same layout (:mod:`.layout`);
+    * ``dims: (L + 1,)`` layer widths, ``acts: (L,)`` activation codes;
+    * ``X: (N, dims[0])``; ``T: (N, k)`` float targets (float heads) or a dummy,
+      ``labels: (N,)`` (softmax cross-entropy head) or a dummy;
+    * ``order``, ``batch_size``, ``step`` as in the contract; ``head``/``opt`` codes;
+    * ``C``: constants and hyper-parameters in P's dtype (:mod:`.layout`);
+    * ``out: (2, n_batches)`` float64, receives each batch's loss and correct count;
+    * ``fn``: address of NumPy's ``cblas_?gemm`` for P's dtype, or 0 (``np.dot``).
+    """
+    m = order.shape[0]
+    ws, G, db_parts = workspace(P, dims, min(batch_size, m), 1)
+    n_batches = out.shape[1]
+    fold_sgd = opt == SGD and C[C_MOMENTUM] == C[C_ZERO] and fn != 0
+    for j in range(n_batches):
+        start = j * batch_size
+        nb = min(batch_size, m - start)
+        out[0, j], out[1, j] = rows_phase(
+            P, dims, acts, X, T, labels, order, start, 0, nb, nb, head, C, fn, ws, db_parts[0]
+        )
+        # The velocity is not read when momentum is 0, so it is only written by the
+        # last batch, which runs the full update.
+        fold = fold_sgd and j < n_batches - 1
+        m_scale, v_scale = bias_corrections(opt, C, step + j + 1)
+        params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, 0, 1, fold, m_scale, v_scale)
+
+
+@njit(**JIT_PARALLEL)
+def train_gemm_par(
+    P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, fn, n_threads
+):
+    """:func:`train_gemm` with each phase split over ``n_threads`` threads (``fn`` != 0).
+
+    The caller limits NumPy's OpenBLAS to one thread for the call (:class:`~.blas.SerialBlas`).
+    """
+    m = order.shape[0]
+    nt = n_threads
+    ws, G, db_parts = workspace(P, dims, min(batch_size, m), nt)
+    part = np.zeros((2, nt))  # per-thread loss and correct count of the batch
+    n_batches = out.shape[1]
+    fold_sgd = opt == SGD and C[C_MOMENTUM] == C[C_ZERO]
+    for j in range(n_batches):
+        start = j * batch_size
+        nb = min(batch_size, m - start)
+        for t in prange(nt):
+            lo = t * nb // nt
+            r = (t + 1) * nb // nt - lo
+            db_parts[t, :] = C[C_ZERO]
+            part[0, t] = 0.0
+            part[1, t] = 0.0
+            if r > 0:
+                part[0, t], part[1, t] = rows_phase(
+                    P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn, ws,
+                    db_parts[t],
+                )  # fmt: skip
+        out[0, j] = np.sum(part[0])
+        out[1, j] = np.sum(part[1])
+        fold = fold_sgd and j < n_batches - 1
+        m_scale, v_scale = bias_corrections(opt, C, step + j + 1)
+        for t in prange(nt):
+            params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, m_scale, v_scale)
