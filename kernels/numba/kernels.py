@@ -84,13 +84,11 @@ def activate(Z, act, Y):
     ``Y`` may be ``Z`` itself (in place; softmax reads a row before writing it).
     """
     n, m = Z.shape
-    if act == SOFTMAX:
-        for i in range(n):
-            softmax_row(Z[i], Y[i])
-        return
     for i in range(n):
-        for j in range(m):
-            Y[i, j] = scalar.act_forward(act, Z[i, j])
+        if act == SOFTMAX:
+            softmax_row(Z[i], Y[i])
+            continue
+        scalar.act_forward(act, Z[i], Y[i], m)
 
 
 @njit(**JIT)
@@ -196,10 +194,9 @@ def activation_backward(dY, Z, Y, act, dZ, db):
                 db[j] += d
         return
     for i in range(n):
+        scalar.act_backward(act, dY[i], Z[i], Y[i], dZ[i], m)
         for j in range(m):
-            d = scalar.act_backward(act, dY[i, j], Z[i, j], Y[i, j])
-            dZ[i, j] = d
-            db[j] += d
+            db[j] += dZ[i, j]
 
 
 @njit(**JIT)

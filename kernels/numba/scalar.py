@@ -5,14 +5,17 @@ the batch-minor trainer (:mod:`.train_small`) all evaluate activations, losses a
 optimizer steps through these functions; only the loops around them differ (rows
 of a batch-major array, columns of a batch-minor one, flat parameter buffers).
 
-All are ``@njit(**JIT_INLINE)``: Numba inlines them into the calling loop, where
-LLVM hoists the branch on a (loop-invariant) activation code out of the loop and
-vectorizes what remains.  Arguments share one float dtype (float32 or float64);
+All are ``@njit(**JIT_INLINE)``: Numba inlines them into the calling loop, which
+then vectorizes.  Arguments share one float dtype (float32 or float64);
 constants are made in that dtype with :func:`typed`, so float32 loops stay float32.
 Loss *values* come back as float64, in which the callers accumulate them.
 
-Adding an elementwise activation means one branch in :func:`act_forward` and one
-in :func:`act_backward` (plus its contract, python and numpy entries and tests).
+Adding an elementwise activation means its scalar pair (forward and backward)
+and one branch each in the two dispatchers :func:`act_forward` and
+:func:`act_backward` (plus its contract, python and numpy entries and tests).
+The dispatchers take 1-D arrays and loop inside each branch: a branch on the
+code inside an element loop is not reliably hoisted by LLVM (the loop then runs
+scalar), so the dispatch sits outside the loops.
 """
 
 from __future__ import annotations
@@ -98,42 +101,74 @@ def step(z):
 
 
 @njit(**JIT_INLINE)
-def act_forward(code, z):
-    """``activation(z)`` for activation ``code``.
-
-    Softmax is a row operation: here it is the identity, and the caller
-    normalizes the row (:func:`nan_max`, :func:`softmax_numerator`).
-    """
-    if code == SIGMOID:
-        return sigmoid(z)
-    if code == RELU:
-        return relu(z)
-    if code == TANH:
-        return np.tanh(z)
-    if code == STEP:
-        return step(z)
-    return z  # linear, and softmax before its row normalization
+def sigmoid_backward(dy, y):
+    """``dz = dy sigmoid'(z) = dy y (1 - y)``."""
+    return dy * y * (typed(1.0, y) - y)
 
 
 @njit(**JIT_INLINE)
-def act_backward(code, dy, z, y):
-    """``dz = activation'(z) * dy`` for activation ``code``, given ``y = activation(z)``.
+def relu_backward(dy, z):
+    """``dz = dy`` where ``z > 0``, else 0 (``relu'(0)`` is taken as 0; a masked ``dy``
+    stays masked even if inf/NaN).  ``y > 0`` exactly where ``z > 0``, so callers
+    that keep only ``Y`` may pass it for ``z``."""
+    return dy if z > typed(0.0, z) else typed(0.0, z)
 
-    Softmax needs its row: :func:`softmax_backward`.  Step has no derivative
-    (callers raise before training).  The fused trainers keep only ``Y`` and pass
-    it as ``z`` too; that is exact for every activation here (relu: ``y > 0``
-    exactly where ``z > 0``, NaN included), an activation whose derivative reads
-    ``z`` otherwise needs the trainers to keep ``Z``.
+
+@njit(**JIT_INLINE)
+def tanh_backward(dy, y):
+    """``dz = dy tanh'(z) = dy (1 - y^2)``."""
+    return dy * (typed(1.0, y) - y * y)
+
+
+@njit(**JIT_INLINE)
+def act_forward(code, z, y, n):
+    """``y[i] = activation(z[i])`` for ``i < n`` (1-D arrays; ``y`` may be ``z``).
+
+    The one dispatch on activation codes in the forward pass: each branch is a
+    whole loop, so the loop vectorizes (a branch inside the loop would not be
+    hoisted reliably).  Softmax is a row operation, left to the caller
+    (:func:`nan_max`, :func:`softmax_numerator`): here it copies like linear.
     """
-    one = typed(1.0, y)
     if code == SIGMOID:
-        return dy * y * (one - y)
-    if code == RELU:
-        # relu'(0) is taken as 0; a masked dy stays masked even if inf/NaN
-        return dy if z > typed(0.0, z) else typed(0.0, z)
-    if code == TANH:
-        return dy * (one - y * y)
-    return dy  # linear
+        for i in range(n):
+            y[i] = sigmoid(z[i])
+    elif code == RELU:
+        for i in range(n):
+            y[i] = relu(z[i])
+    elif code == TANH:
+        for i in range(n):
+            y[i] = np.tanh(z[i])
+    elif code == STEP:
+        for i in range(n):
+            y[i] = step(z[i])
+    else:  # linear (and softmax before its row normalization)
+        for i in range(n):
+            y[i] = z[i]
+
+
+@njit(**JIT_INLINE)
+def act_backward(code, dy, z, y, dz, n):
+    """``dz[i] = activation'(z[i]) dy[i]`` for ``i < n`` given ``y = activation(z)``
+    (1-D arrays; ``dz`` may be ``dy``).  The one dispatch on activation codes in the
+    backward pass (branches outside the loops, as in :func:`act_forward`).
+
+    Softmax needs its row (:func:`softmax_backward`); step has no derivative
+    (callers raise before).  The fused trainers keep only ``Y`` and pass it as
+    ``z`` too: exact for every activation here (see :func:`relu_backward`); an
+    activation whose derivative reads ``z`` otherwise needs them to keep ``Z``.
+    """
+    if code == SIGMOID:
+        for i in range(n):
+            dz[i] = sigmoid_backward(dy[i], y[i])
+    elif code == RELU:
+        for i in range(n):
+            dz[i] = relu_backward(dy[i], z[i])
+    elif code == TANH:
+        for i in range(n):
+            dz[i] = tanh_backward(dy[i], y[i])
+    else:  # linear
+        for i in range(n):
+            dz[i] = dy[i]
 
 
 @njit(**JIT_INLINE)
@@ -258,22 +293,29 @@ def softmax_ce_grad(e, s, is_label, rows):
 
 
 @njit(**JIT_INLINE)
-def float_head_term(head, y, t, lo, hi, coef, size, rows):
-    """``(value in float64, dL/dy)`` of one output element for the heads with float
-    targets (every head but softmax cross-entropy, which needs its row).
+def float_head(head, y, t, dy, terms, n, lo, hi, coef, size, rows):
+    """Heads with float targets (every head but softmax cross-entropy, which needs
+    its row) on ``y[:n]`` against ``t[:n]`` (1-D): ``dL/dy`` into ``dy``, each
+    element's float64 loss into ``terms`` (summed by the caller and divided by
+    ``rows`` for categorical cross-entropy, ``size`` for the others).
 
     ``lo, hi``: the probability clip; ``coef = 2 / size``; ``size`` the batch's
-    element count, ``rows`` its row count, all in the dtype.  The values are
-    summed by the caller and divided by ``rows`` (categorical cross-entropy) or
-    ``size`` (the others).
+    element count, ``rows`` its row count, all in the dtype.  The one dispatch on
+    head codes, branches outside the loops (as in :func:`act_forward`).
     """
     if head == MSE:
-        return mse_term(y, t, coef)
-    if head == SIGMOID_CE:
-        return sigmoid_ce(y, t, size)
-    if head == BCE:
-        return bce_term(y, t, lo, hi, size)
-    return cce_value(t, fast_log(clip_below(y, lo))), cce_grad(y, t, lo, rows)
+        for i in range(n):
+            terms[i], dy[i] = mse_term(y[i], t[i], coef)
+    elif head == SIGMOID_CE:
+        for i in range(n):
+            terms[i], dy[i] = sigmoid_ce(y[i], t[i], size)
+    elif head == BCE:
+        for i in range(n):
+            terms[i], dy[i] = bce_term(y[i], t[i], lo, hi, size)
+    else:  # categorical cross-entropy
+        for i in range(n):
+            terms[i] = cce_value(t[i], fast_log(clip_below(y[i], lo)))
+            dy[i] = cce_grad(y[i], t[i], lo, rows)
 
 
 # ----------------------------------------------------------------------- optimizers

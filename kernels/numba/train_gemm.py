@@ -61,13 +61,12 @@ def bias_act_rows(Z, b, act):
     n, k = Z.shape
     for i in range(n):
         z = Z[i]
+        for c in range(k):
+            z[c] += b[c]
         if act == SOFTMAX:
-            for c in range(k):
-                z[c] += b[c]
             softmax_row(z, z)
         else:
-            for c in range(k):
-                z[c] = scalar.act_forward(act, z[c] + b[c])
+            scalar.act_forward(act, z, z, k)
 
 
 @njit(**JIT)
@@ -90,10 +89,9 @@ def act_backward_rows(D, Y, act, db):
                 d[c] = v
                 db[c] += v
         else:
+            scalar.act_backward(act, d, y, y, d, k)
             for c in range(k):
-                v = scalar.act_backward(act, d[c], y[c], y[c])
-                d[c] = v
-                db[c] += v
+                db[c] += d[c]
 
 
 @njit(**JIT)
@@ -118,6 +116,7 @@ def head_rows(O, D, T, labels, order, first, head, C, nb):
     rows = scalar.typed(nb, zero)
     size = scalar.typed(nb * k, zero)
     coef = scalar.typed(2.0 / (nb * k), zero)
+    terms = np.empty(k)  # float64 loss terms of a row
     total = 0.0
     correct = 0
     for i in range(n):
@@ -129,9 +128,9 @@ def head_rows(O, D, T, labels, order, first, head, C, nb):
             correct += argmax(o) == label
             continue
         t = T[order[first + i]]
+        scalar.float_head(head, o, t, d, terms, k, lo, hi, coef, size, rows)
         for c in range(k):
-            value, d[c] = scalar.float_head_term(head, o[c], t[c], lo, hi, coef, size, rows)
-            total += value
+            total += terms[c]
         if k > 1:
             correct += argmax(o) == argmax(t)
         else:

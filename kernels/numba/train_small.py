@@ -110,21 +110,27 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
     """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation."""
     zero = A.dtype.type(0.0)
     for l in range(dims.shape[0] - 1):
-        d_out = dims[l + 1]
+        # Indices as local scalars: read from arrays inside the loops, they would be
+        # reloaded every iteration (they might alias A) and block vectorization.
+        d_in, d_out = dims[l], dims[l + 1]
+        x_row, z_row = first[l], first[l + 1]
+        w_l, b_l = w_at[l], b_at[l]
         act = acts[l]
         for c in range(d_out):
-            z = first[l + 1] + c
+            z = z_row + c
             for i in range(n):
                 A[z, i] = zero
-            for f in range(dims[l]):
-                w = P[w_at[l] + f * d_out + c]
+            for f in range(d_in):
+                w = P[w_l + f * d_out + c]
+                x = x_row + f
                 for i in range(n):
-                    A[z, i] += w * A[first[l] + f, i]
-            b = P[b_at[l] + c]
+                    A[z, i] += w * A[x, i]
+            b = P[b_l + c]
             for i in range(n):
-                A[z, i] = scalar.act_forward(act, A[z, i] + b)
+                A[z, i] += b
+            scalar.act_forward(act, A[z], A[z], n)
         if act == SOFTMAX:
-            softmax_columns(A, first[l + 1], d_out, n, col_max, col_sum)
+            softmax_columns(A, z_row, d_out, n, col_max, col_sum)
 
 
 @njit(**JIT_INLINE)
@@ -167,10 +173,7 @@ def float_head_columns(A, dA, Tb, row, k, n, head, C, terms):
     coef = scalar.typed(2.0 / (n * k), zero)
     loss = 0.0
     for c in range(k):
-        for i in range(n):
-            terms[i], dA[row + c, i] = scalar.float_head_term(
-                head, A[row + c, i], Tb[c, i], lo, hi, coef, size, rows
-            )
+        scalar.float_head(head, A[row + c], Tb[c], dA[row + c], terms, n, lo, hi, coef, size, rows)
         loss += sum64_prefix(terms, n)
     correct = 0
     for i in range(n):
@@ -207,17 +210,19 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n):
                     dA[c, i] = scalar.softmax_backward(dA[c, i], A[c, i], col_sum[i])
         elif act != LINEAR:  # only Y is kept: see scalar.act_backward
             for c in range(z_row, z_row + d_out):
-                for i in range(n):
-                    dA[c, i] = scalar.act_backward(act, dA[c, i], A[c, i], A[c, i])
+                scalar.act_backward(act, dA[c], A[c], A[c], dA[c], n)
         layer_grads(A, dA, G, x_row, z_row, d_in, d_out, w_at[l], b_at[l], n)
         if l > 0:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
+            w_l = w_at[l]
             for f in range(d_in):
+                x = x_row + f
                 for i in range(n):
-                    dA[x_row + f, i] = zero
+                    dA[x, i] = zero
                 for c in range(d_out):
-                    w = P[w_at[l] + f * d_out + c]
+                    w = P[w_l + f * d_out + c]
+                    z = z_row + c
                     for i in range(n):
-                        dA[x_row + f, i] += w * dA[z_row + c, i]
+                        dA[x, i] += w * dA[z, i]
 
 
 # -------------------------------------------------------------------------- the loop
