@@ -3,7 +3,8 @@
 # packages (Fashion-MNIST data, Chromium for the dashboard tests), a virtual
 # environment in .venv and the project installed into it, editable.
 #   bash .ci/setup.sh          # runtime + benchmark tools (main job)
-#   bash .ci/setup.sh test     # + test tools (pytest, hypothesis, ruff, selenium)
+#   bash .ci/setup.sh test     # + test tools (pytest, hypothesis, ruff, selenium, scikit-learn,
+#                              #   the dask extra) and PyTorch CPU as a reference
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-bench}"
@@ -26,7 +27,8 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 # setuptools>=64 and wheel: the packaging tests build without build isolation.
 .venv/bin/python -m pip install -q --upgrade pip "setuptools>=64" wheel
 .venv/bin/python -m pip install -q -e ".[$extra]"
-# PyTorch is an optional benchmark peer: installed only where its CPU wheel is at hand.
-if [ "${FASTNN_WITH_TORCH:-0}" = 1 ]; then
+# PyTorch is an optional benchmark peer and, in the tests, an independent reference
+# (torch.optim updates); never a runtime dependency.
+if [ "$extra" = test ] || [ "${FASTNN_WITH_TORCH:-0}" = 1 ]; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
 fi

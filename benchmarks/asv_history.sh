@@ -71,7 +71,7 @@ PY
     if ! got="$(cd "$dir" && PYTHONPATH="$dir/site" "$PYTHON" -c '
 import importlib.util, os, fastnn
 print(os.path.dirname(fastnn.__file__))
-for name in ("fastnn.bench", "fastnn.model", "fastnn.runtime", "fastnn.kernels.numba"):
+for name in ("fastnn.tools.bench", "fastnn.model", "fastnn.dispatch.runtime", "fastnn.kernels.numba"):
     spec = importlib.util.find_spec(name)
     if spec is not None and not os.path.dirname(fastnn.__file__) in (spec.origin or ""):
         raise SystemExit(f"{name} would be imported from {spec.origin}")

@@ -3,7 +3,7 @@
 ``asv publish`` writes ``index.html`` with ``<script>``/``<link>`` tags pointing at
 public CDNs (jQuery, Flot, Bootstrap, ...): without internet access the page
 loads but shows nothing.  This script copies the same library versions, kept in
-``benchmarks/asv_assets/``, into ``<html_dir>/vendor/`` and rewrites those tags to
+``benchmarks/third_party/asv_assets/``, into ``<html_dir>/vendor/`` and rewrites those tags to
 the local copies (dropping the CDN-specific ``integrity``/``crossorigin``
 attributes).  It fails loudly if the page references a CDN file it does not
 know, so a future asv version cannot silently break the offline dashboard.
@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent / "asv_assets"
+ASSETS = Path(__file__).resolve().parent / "third_party" / "asv_assets"
 
 #: CDN URL suffix -> local path under ``vendor/``.
 LOCAL = {

@@ -19,7 +19,7 @@ import os
 import numpy as np
 import pytest
 
-from fastnn import bench
+from fastnn.tools.bench import runner as bench
 
 QUICK = os.environ.get("FASTNN_BENCH_QUICK", "") not in ("", "0")
 

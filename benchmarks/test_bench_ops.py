@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import QUICK, build_or_skip, warm
 
-from fastnn import bench
+from fastnn.tools.bench import runner as bench
 
 BACKENDS = list(bench.BACKENDS)
 DTYPES = ["float32"] if QUICK else ["float32", "float64"]

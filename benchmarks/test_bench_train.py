@@ -4,7 +4,7 @@ NumPy loop and PyTorch (optional), one group per workload."""
 import pytest
 from conftest import QUICK, build_or_skip, warm
 
-from fastnn import bench
+from fastnn.tools.bench import runner as bench
 
 EPOCH_RUNNERS = ["numba", "numpy", "auto", "numpy-loop", "torch"]
 TINY_RUNNERS = ["numba", "numpy", "torch"]

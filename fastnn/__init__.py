@@ -30,9 +30,9 @@ _LAZY = {
     "History": "fastnn.callbacks",
     "EarlyStopping": "fastnn.callbacks",
     "load_model": "fastnn.saving",
-    "set_num_threads": "fastnn.runtime",
-    "get_num_threads": "fastnn.runtime",
-    "warmup": "fastnn.runtime",
+    "set_num_threads": "fastnn.dispatch.runtime",
+    "get_num_threads": "fastnn.dispatch.runtime",
+    "warmup": "fastnn.dispatch.runtime",
 }
 _SUBMODULES = (
     "optimizers",
@@ -40,13 +40,12 @@ _SUBMODULES = (
     "callbacks",
     "model",
     "saving",
-    "runtime",
     "losses",
     "metrics",
     "perceptron",
     "progress",
     "initializers",
-    "autotune",
+    "dispatch",
 )
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _as_numeric(name: str, A) -> np.ndarray:
+def as_numeric(name: str, A) -> np.ndarray:
     """``A`` as a real numeric numpy array, or a TypeError naming what it holds."""
     try:
         arr = np.asarray(A)
@@ -70,7 +70,7 @@ def _cast_finite(name: str, arr: np.ndarray, dtype) -> np.ndarray:
 
 def check_2d(name: str, x, dtype) -> np.ndarray:
     """A non-empty, finite, 2-D sample matrix ``(n_samples, n_features)`` of ``dtype``."""
-    arr = _as_numeric(name, x)
+    arr = as_numeric(name, x)
     if arr.ndim != 2:
         if arr.ndim == 1:
             raise ValueError(
@@ -110,7 +110,7 @@ def check_labels(name: str, y, n_classes: int) -> np.ndarray:
     Accepts integer or bool arrays, and float arrays holding whole numbers;
     ``(n, 1)`` columns are flattened.
     """
-    arr = _as_numeric(name, y)
+    arr = as_numeric(name, y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -145,7 +145,7 @@ def check_labels(name: str, y, n_classes: int) -> np.ndarray:
 
 def check_targets(name: str, y, n_outputs: int, dtype) -> np.ndarray:
     """Dense targets ``(n, n_outputs)`` of ``dtype``; 1-D allowed for one output."""
-    arr = _as_numeric(name, y)
+    arr = as_numeric(name, y)
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

@@ -44,7 +44,7 @@ from urllib.request import urlopen
 
 import numpy as np
 
-from .validation import check_int
+from .dispatch.validation import check_int
 
 __all__ = [
     "DatasetError",

@@ -9,7 +9,7 @@ logits of a fused sigmoid head, 0.5 on probabilities) against target > 0.5.
 
 from __future__ import annotations
 
-from fastnn.kernels.contract import _count_correct
+from fastnn.kernels import contract
 
 #: Metric names ``compile`` accepts.
 METRIC_NAMES: tuple[str, ...] = ("accuracy",)
@@ -41,4 +41,4 @@ def get_list(metrics) -> tuple[str, ...]:
 
 def count_correct(out, T, head: str) -> int:
     """Correct predictions in one batch (``out``: the last layer's training output)."""
-    return _count_correct(out, T, head)
+    return contract.count_correct(out, T, head)

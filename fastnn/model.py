@@ -39,8 +39,8 @@ from fastnn.kernels.contract import ACTIVATIONS, DIFFERENTIABLE_ACTIVATIONS
 
 from . import data_checks, dispatch, initializers, losses, optimizers
 from . import metrics as metrics_mod
-from . import validation as chk
 from .callbacks import Callback, History
+from .dispatch import validation as chk
 from .progress import Progress
 
 #: ``fit`` hands the backend at least this many rows per ``train_batches`` call (at
@@ -77,20 +77,6 @@ def _check_dtype(dtype) -> np.dtype:
     if dt not in chk.FLOAT_DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
-
-
-def _check_backend(backend):
-    if backend is None:
-        return None
-    if not isinstance(backend, str):
-        raise TypeError(f"backend must be a string or None, got {type(backend).__name__}")
-    key = backend.strip().lower()
-    if key not in dispatch.CHOICES:
-        raise ValueError(
-            f"unknown backend {backend!r}; valid choices are: "
-            f"{', '.join(repr(c) for c in dispatch.CHOICES)}"
-        )
-    return key
 
 
 class Dense:
@@ -170,7 +156,7 @@ class Sequential:
     """
 
     def __init__(self, layers=None, backend=None, *, dtype="float32", seed=None, name="sequential"):
-        self._backend = _check_backend(backend)
+        self._backend = dispatch.parse_backend(backend)
         self.dtype = _check_dtype(dtype)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**63))
@@ -202,7 +188,7 @@ class Sequential:
 
     @backend.setter
     def backend(self, value):
-        self._backend = _check_backend(value)
+        self._backend = dispatch.parse_backend(value)
 
     @property
     def layers(self) -> list[Dense]:
@@ -352,7 +338,7 @@ class Sequential:
             raise ValueError("the model has no layers")
         arrays = []
         for i, A in enumerate(weights):
-            arr = data_checks._as_numeric(f"weights[{i}]", A)
+            arr = data_checks.as_numeric(f"weights[{i}]", A)
             data_checks.check_finite(f"weights[{i}]", arr)
             arrays.append(arr)
         if not arrays or arrays[0].ndim != 2:
@@ -742,7 +728,7 @@ class _Trainer:
         # the per-call argument checks of the op edge are skipped (they cost more
         # than hundreds of steps of a tiny net).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            losses_, correct = self.ops.run_validated(
+            losses_, correct = self.ops.run_prevalidated(
                 "train_batches", self.Ws, self.bs, self.activations, self.X, self.plan.T,
                 segment, self.batch_size, self.plan.head, self.opt.name, self.opt.state,
                 tuple(self.dtype.type(h) for h in self.opt.hyper()), self.opt.iterations,

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnn.kernels.contract import OPTIMIZERS
 
-from . import validation as chk
+from .dispatch import validation as chk
 
 
 class Optimizer:

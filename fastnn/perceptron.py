@@ -21,14 +21,12 @@ Rosenblatt's rule exactly (the factors 2 and 1/2 are exact in binary floating po
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 
 from . import data_checks, dispatch
-from . import validation as chk
-from .model import _check_backend
+from .dispatch import validation as chk
 
 
 class ConvergenceWarning(UserWarning):
@@ -45,15 +43,9 @@ class Perceptron:
     """
 
     def __init__(self, learning_rate=1.0, max_epochs=100, backend=None):
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-            raise TypeError(f"learning_rate must be a number, got {type(learning_rate).__name__}")
         self.learning_rate = chk.check_scalar("learning_rate", learning_rate, low=0, low_open=True)
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral):
-            raise TypeError(f"max_epochs must be an integer, got {type(max_epochs).__name__}")
-        if max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
-        self.max_epochs = int(max_epochs)
-        self.backend = _check_backend(backend)
+        self.max_epochs = chk.check_int("max_epochs", max_epochs, low=1)
+        self.backend = dispatch.parse_backend(backend)
         self.dtype = np.dtype(np.float64)
 
     def _ops(self):
@@ -61,7 +53,7 @@ class Perceptron:
 
     @staticmethod
     def _check_targets(y, n):
-        arr = data_checks._as_numeric("y", y)
+        arr = data_checks.as_numeric("y", y)
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 1:

@@ -8,11 +8,19 @@ assume their inputs were validated at the API edge (``fastnn.dispatch``):
 * all floating arrays of one call share one dtype, float32 or float64, and the
   outputs keep that dtype;
 * shapes agree (``X: (n, in)``, ``W: (in, out)``, ``b: (out,)``);
-* ``activation`` / loss ``name`` are members of :data:`ACTIVATIONS` / :data:`LOSSES`;
+* ``activation`` / loss ``name`` are members of :data:`ALL_ACTIVATIONS` / :data:`LOSSES`;
 * integer ``labels`` lie in ``[0, k)``;
-* scalars (``lr``, ``momentum``, ...) are already of the arrays' dtype.
+* optimizer scalars (``lr``, ``momentum``, ...) are already of the arrays' dtype;
+  ``penalty``'s coefficients, dropout rates, seeds and ``negative_slope`` are Python
+  floats / ints; ``weights`` / ``sample_weight`` are finite, ``>= 0``, of the arrays' dtype.
 
 Nothing in a backend validates; nothing outside a backend computes.
+
+Issue 10 grew the contract (new ops :data:`NEW_OPS`, new activations
+:data:`NEW_ACTIVATIONS`, optimizer options in :data:`ALL_OPTIMIZERS`, keyword-only
+options on the existing ops).  ``python`` and ``numpy`` implement all of it; ``numba``
+and the validating edge ``fastnn.dispatch`` follow (see :data:`ACTIVATIONS` on the
+staged lists).
 """
 
 from __future__ import annotations
@@ -23,10 +31,33 @@ import numpy as np
 
 #: Activations a dense layer can apply.  ``"step"`` (Heaviside, ``Z >= 0 -> 1``)
 #: is forward-only: it exists for Rosenblatt's perceptron and has no gradient.
+#: Staging (issue 10): this tuple, :data:`DIFFERENTIABLE_ACTIVATIONS` and
+#: :data:`OPTIMIZERS` still list only what EVERY registered backend (numba included)
+#: and the validating edge (``fastnn.dispatch``) handle today; the contract's full
+#: lists are :data:`ALL_ACTIVATIONS`, :data:`ALL_DIFFERENTIABLE_ACTIVATIONS` and
+#: :data:`ALL_OPTIMIZERS`.  (The numba trainer unpacks exactly these six codes and
+#: the edge checks ``len(hyper)`` against :data:`OPTIMIZERS`, so growing them before
+#: those catch up would break existing callers.)  When numba and the edge implement
+#: the new names, these three become equal to the ``ALL_*`` values; the new names are
+#: appended, so every existing integer code (index) stays the same.
 ACTIVATIONS: tuple[str, ...] = ("linear", "sigmoid", "relu", "tanh", "softmax", "step")
 
 #: Activations with a usable derivative.
 DIFFERENTIABLE_ACTIVATIONS: tuple[str, ...] = ("linear", "sigmoid", "relu", "tanh", "softmax")
+
+#: Activations added for training (issue 10), all differentiable.  See
+#: :meth:`Ops.dense_forward` for their exact definitions.
+NEW_ACTIVATIONS: tuple[str, ...] = ("leaky_relu", "elu", "gelu", "softplus", "silu")
+
+#: Every activation of the contract (implemented by ``python`` and ``numpy``).
+ALL_ACTIVATIONS: tuple[str, ...] = ACTIVATIONS + NEW_ACTIVATIONS
+
+#: Every differentiable activation of the contract.
+ALL_DIFFERENTIABLE_ACTIVATIONS: tuple[str, ...] = DIFFERENTIABLE_ACTIVATIONS + NEW_ACTIVATIONS
+
+#: ``leaky_relu``'s slope for ``z <= 0`` when none is given (Keras 3's
+#: ``keras.activations.leaky_relu`` default; note ``keras.layers.LeakyReLU`` uses 0.3).
+LEAKY_RELU_SLOPE: float = 0.2
 
 #: Losses computed by :meth:`Ops.loss`.
 LOSSES: tuple[str, ...] = ("mse", "binary_crossentropy", "categorical_crossentropy")
@@ -46,19 +77,122 @@ OP_NAMES: tuple[str, ...] = (
     "sigmoid_cross_entropy",
     "sgd_update",
     "adam_update",
+    "rmsprop_update",
+    "penalty",
+    "dropout_mask",
     "train_batches",
 )
 
+#: Ops added by issue 10.  They are declared on :class:`Ops` as ordinary methods that
+#: raise ``NotImplementedError`` (not abstract yet, so a backend that has not caught
+#: up -- today ``numba`` -- still instantiates and runs every other op); they become
+#: abstract once every backend implements them.
+NEW_OPS: tuple[str, ...] = ("rmsprop_update", "penalty", "dropout_mask")
+
 #: Output heads :meth:`Ops.train_batches` trains against.  The two fused heads take
 #: logits (the last activation is ``"linear"``) and use the stable logit ops.
-HEADS: tuple[str, ...] = ("softmax_cross_entropy", "sigmoid_cross_entropy", *LOSSES)
+LOGIT_HEADS: tuple[str, ...] = ("softmax_cross_entropy", "sigmoid_cross_entropy")
+HEADS: tuple[str, ...] = (*LOGIT_HEADS, *LOSSES)
 
-#: Optimizers :meth:`Ops.train_batches` applies, with their state arrays per
-#: parameter and their hyper-parameters, in order.
+#: Optimizers every backend and the edge handle today, with their state arrays per
+#: parameter and their REQUIRED hyper-parameters, in order (see :data:`ACTIVATIONS`
+#: on staging).  Each hyper tuple is a prefix of the one in :data:`ALL_OPTIMIZERS`.
 OPTIMIZERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sgd": (("velocity",), ("lr", "momentum")),
     "adam": (("m", "v"), ("lr", "beta1", "beta2", "eps")),
 }
+
+#: Every optimizer of the contract: state arrays per parameter and ALL hyper-parameter
+#: names, in order.  A caller may omit trailing entries past the required ones
+#: (:data:`HYPER_REQUIRED`); omitted entries are 0, so ``(lr, momentum)`` and
+#: ``(lr, beta1, beta2, eps)`` keep their meaning exactly.  ``nesterov`` and
+#: ``eps_outside`` are flags: 0 or 1 (any nonzero value means 1).  Update rules:
+#: :meth:`Ops.sgd_update`, :meth:`Ops.adam_update`, :meth:`Ops.rmsprop_update`.
+ALL_OPTIMIZERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "sgd": (("velocity",), ("lr", "momentum", "nesterov", "weight_decay")),
+    "adam": (("m", "v"), ("lr", "beta1", "beta2", "eps", "weight_decay", "eps_outside")),
+    "rmsprop": (("ms", "mom"), ("lr", "rho", "momentum", "eps", "weight_decay")),
+}
+
+#: Number of leading hyper-parameters a caller must give, per optimizer.
+HYPER_REQUIRED: dict[str, int] = {"sgd": 2, "adam": 4, "rmsprop": 4}
+
+
+def complete_hyper(optimizer: str, hyper) -> tuple:
+    """``hyper`` with its omitted trailing entries filled with 0 (length of
+    ``ALL_OPTIMIZERS[optimizer][1]``)."""
+    n = len(ALL_OPTIMIZERS[optimizer][1])
+    return tuple(hyper) + (0,) * (n - len(hyper))
+
+
+def batch_bounds(m: int, batch_size: int, epoch_size: int | None = None) -> list[tuple[int, int]]:
+    """``(start, stop)`` positions in ``order`` of each batch of :meth:`Ops.train_batches`.
+
+    ``epoch_size=None``: ``[j*B, min((j+1)*B, m))`` for ``j < ceil(m/B)``.  Otherwise
+    ``order`` holds ``E = m // epoch_size`` consecutive epochs and batching restarts at
+    each epoch start ``e*epoch_size``: ``ceil(epoch_size/B)`` batches per epoch, the
+    last of each epoch possibly smaller (rows past ``E*epoch_size`` are not used; the
+    edge requires ``m`` to be a multiple of ``epoch_size``).
+    """
+    if epoch_size is None:
+        return [(s, min(s + batch_size, m)) for s in range(0, m, batch_size)]
+    return [
+        (e * epoch_size + s, e * epoch_size + min(s + batch_size, epoch_size))
+        for e in range(m // epoch_size)
+        for s in range(0, epoch_size, batch_size)
+    ]
+
+
+# --------------------------------------------------------------------------- dropout
+# A counter-based generator: the keep decision of every element is a pure function of
+# (seed, step, layer, index), so every backend produces the same mask with no RNG state.
+MASK64: int = (1 << 64) - 1
+#: splitmix64's increment (2^64 / golden ratio) and its finalizer's multipliers
+#: (Steele, Lea & Flood 2014; Stafford's "Mix13").
+SPLITMIX_GAMMA: int = 0x9E3779B97F4A7C15
+SPLITMIX_M1: int = 0xBF58476D1CE4E5B9
+SPLITMIX_M2: int = 0x94D049BB133111EB
+
+
+def mix64(x: int) -> int:
+    """splitmix64's finalizer, a bijection of 64-bit integers (Python ints, masked)::
+
+    x ^= x >> 30; x *= 0xBF58476D1CE4E5B9
+    x ^= x >> 27; x *= 0x94D049BB133111EB
+    x ^= x >> 31                              (all mod 2^64)
+    """
+    x &= MASK64
+    x = ((x ^ (x >> 30)) * SPLITMIX_M1) & MASK64
+    x = ((x ^ (x >> 27)) * SPLITMIX_M2) & MASK64
+    return x ^ (x >> 31)
+
+
+def dropout_key(seed: int, step: int, layer: int) -> int:
+    """The 64-bit key of one (seed, step, layer)::
+
+        key = mix64(mix64(mix64(seed + GAMMA) ^ step) ^ layer)    (mod 2^64)
+
+    ``seed`` is any integer (taken mod 2^64), ``step`` the 1-based global update
+    number, ``layer`` the 0-based index of the layer whose output is dropped.
+    """
+    return mix64(mix64(mix64((seed & MASK64) + SPLITMIX_GAMMA) ^ step) ^ layer)
+
+
+def dropout_keep(seed: int, step: int, layer: int, index: int, rate: float) -> bool:
+    """Whether element ``index`` (``i*width + c`` for row ``i``, unit ``c`` of the batch)
+    of layer ``layer``'s output is kept in update ``step``::
+
+        h = mix64(key + (index + 1) * GAMMA)          (mod 2^64; the (index+1)-th
+                                                       output of splitmix64 seeded
+                                                       with key = dropout_key(...))
+        u = (h >> 11) * 2^-53                          (top 53 bits: uniform in [0, 1))
+        keep  iff  u >= rate                           (compared in float64)
+
+    The definition every backend implements (python ints masked to 64 bits, numpy and
+    numba ``uint64``); P(keep) = 1 - rate up to 2^-53.
+    """
+    h = mix64(dropout_key(seed, step, layer) + (index + 1) * SPLITMIX_GAMMA)
+    return (h >> 11) * 2.0**-53 >= rate
 
 
 class StepBackwardError(ValueError):
@@ -77,26 +211,47 @@ class Ops(abc.ABC):
     Notation follows the math: ``X`` layer input, ``W`` weights, ``b`` bias,
     ``Z = X @ W + b`` pre-activation, ``Y = activation(Z)`` output, ``T``
     targets, and ``dA`` the gradient of the scalar loss with respect to ``A``.
+
+    Parameters added after the first release (issue 10) are keyword-only with
+    defaults that reproduce the earlier behaviour exactly.
     """
 
     #: Registry name of the backend (``"python"``, ``"numpy"``, ``"numba"``).
     name: str = ""
 
     @abc.abstractmethod
-    def dense_forward(self, X, W, b, activation):
+    def dense_forward(self, X, W, b, activation, *, negative_slope=LEAKY_RELU_SLOPE):
         """Affine map followed by an activation.
 
         ``X: (n, in)``, ``W: (in, out)``, ``b: (out,)`` -> ``(Z, Y)``, both ``(n, out)``:
-        ``Z = X @ W + b`` and ``Y = activation(Z)``.
+        ``Z = X @ W + b`` and ``Y = activation(Z)``, elementwise unless noted
+        (``s = negative_slope``, a Python float read only by ``leaky_relu``)::
 
-        Numerics: ``sigmoid`` is evaluated as ``1 / (1 + exp(-z))`` for ``z >= 0`` and
-        ``exp(z) / (1 + exp(z))`` for ``z < 0`` so ``exp`` never overflows; ``softmax``
-        subtracts each row's maximum before ``exp``.  NaN in ``Z`` propagates to ``Y``
-        (``relu(NaN)`` is NaN, a softmax row with a NaN is all NaN); ``step(NaN)`` is 0.
+            linear      z
+            sigmoid     1 / (1 + exp(-z))
+            relu        max(z, 0)
+            tanh        tanh(z)
+            softmax     exp(z_j) / sum_c exp(z_c)          (per row)
+            step        1 if z >= 0 else 0
+            leaky_relu  z if z > 0 else s*z
+            elu         z if z > 0 else expm1(z)           (alpha = 1)
+            gelu        z * Phi(z) = 0.5 z erfc(-z/sqrt(2))  (exact, Keras approximate=False)
+            softplus    log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))
+            silu        z * sigmoid(z)
+
+        Numerics: ``sigmoid`` (also inside ``silu``) is evaluated as ``1 / (1 + exp(-z))``
+        for ``z >= 0`` and ``exp(z) / (1 + exp(z))`` for ``z < 0`` so ``exp`` never
+        overflows; ``softmax`` subtracts each row's maximum before ``exp``; ``gelu`` uses
+        ``erfc`` (``1 + erf(x)`` would cancel for large negative ``z``); ``softplus`` and
+        ``elu`` use the forms above (``exp`` only of non-positive numbers).  NaN in ``Z``
+        propagates to ``Y`` (``relu(NaN)`` is NaN, a softmax row with a NaN is all NaN);
+        ``step(NaN)`` is 0.
         """
 
     @abc.abstractmethod
-    def dense_backward(self, dY, X, W, Z, Y, activation):
+    def dense_backward(
+        self, dY, X, W, Z, Y, activation, *, need_dX=True, negative_slope=LEAKY_RELU_SLOPE
+    ):
         """Gradients of a scalar loss through one dense layer.
 
         ``dY: (n, out)`` is ``dL/dY``; ``X, W, Z, Y`` are the forward's inputs and
@@ -104,12 +259,24 @@ class Ops(abc.ABC):
         ``(out,)``, where ``dZ = activation'(Z) * dY`` (for ``softmax`` the full
         Jacobian-vector product ``dZ = Y * (dY - sum(dY * Y, axis=1))``),
         ``dX = dZ @ W.T``, ``dW = X.T @ dZ``, ``db = sum(dZ, axis=0)``.
+        With ``need_dX=False`` the product ``dZ @ W.T`` is not formed and ``dX`` is
+        ``None`` (the first layer of a net needs no ``dX``).
+
+        Derivatives (``s = negative_slope``; at a kink the left derivative, as
+        ``relu'(0) = 0``)::
+
+            linear 1;  sigmoid y(1-y);  relu 1 if z > 0 else 0;  tanh 1 - y^2
+            leaky_relu  1 if z > 0 else s
+            elu         1 if z > 0 else exp(z)
+            gelu        Phi(z) + z phi(z) = 0.5 erfc(-z/sqrt(2)) + z exp(-z^2/2) / sqrt(2 pi)
+            softplus    sigmoid(z)
+            silu        sg (1 + z (1 - sg)),  sg = sigmoid(z)
 
         ``"step"`` raises :class:`StepBackwardError`.
         """
 
     @abc.abstractmethod
-    def loss(self, name, Y, T):
+    def loss(self, name, Y, T, *, weights=None):
         """A loss averaged over the batch, and its gradient ``dY = dL/dY``.
 
         ``Y, T: (n, k)`` -> ``(value, dY)``; ``value`` is a Python float, ``dY: (n, k)``.
@@ -120,6 +287,13 @@ class Ops(abc.ABC):
         * ``"categorical_crossentropy"``: ``-mean over rows of sum_j T log Y``, ``Y``
           clipped to ``[PROB_EPS, 1]`` inside the log; ``T`` one-hot or soft.
 
+        ``weights: (n,)`` of ``Y``'s dtype (Keras' ``sample_weight``, reduction
+        "sum_over_batch_size"): row ``i``'s loss is multiplied by ``w_i`` and the sum is
+        still divided by ``n`` -- ``value = sum_i w_i loss_i / n`` where ``loss_i`` is
+        the row's mean over its ``k`` elements for ``mse`` / ``binary_crossentropy``
+        and its sum for ``categorical_crossentropy``; ``dY`` row ``i`` is multiplied by
+        ``w_i``.  ``None`` is all ones (the same numbers as without weights).
+
         ``dY`` is the derivative of the clipped expression, as autodiff frameworks
         define it: zero wherever the clip is active (``Y`` strictly outside the
         interval), so saturated probabilities give finite gradients.  Models pair
@@ -127,46 +301,116 @@ class Ops(abc.ABC):
         """
 
     @abc.abstractmethod
-    def softmax_cross_entropy(self, Z, labels):
+    def softmax_cross_entropy(self, Z, labels, *, weights=None):
         """Fused, overflow-safe softmax + cross-entropy on logits.
 
         ``Z: (n, k)`` logits, ``labels: (n,)`` integers in ``[0, k)`` ->
         ``(value, dZ)``: ``value = mean_i(logsumexp(Z_i) - Z_i[labels_i])`` (a Python
-        float) and ``dZ = (softmax(Z) - onehot(labels)) / n``.
+        float) and ``dZ = (softmax(Z) - onehot(labels)) / n``.  With ``weights: (n,)``:
+        ``value = sum_i w_i (logsumexp(Z_i) - Z_i[labels_i]) / n`` and row ``i`` of
+        ``dZ`` times ``w_i`` (as :meth:`loss`).
         """
 
     @abc.abstractmethod
-    def sigmoid_cross_entropy(self, Z, T):
+    def sigmoid_cross_entropy(self, Z, T, *, weights=None):
         """Fused, overflow-safe sigmoid + binary cross-entropy on logits.
 
         ``Z, T: (n, k)`` (``T`` in ``[0, 1]``) -> ``(value, dZ)``: ``value`` is the mean
         over all ``n*k`` elements of ``max(z, 0) - z t + log(1 + exp(-|z|))`` (which
         equals ``-(t log s + (1-t) log(1-s))`` for ``s = sigmoid(z)`` without forming
-        ``log(0)``), and ``dZ = (sigmoid(Z) - T) / (n*k)``.
+        ``log(0)``), and ``dZ = (sigmoid(Z) - T) / (n*k)``.  With ``weights: (n,)``:
+        every element of row ``i`` (in ``value`` and in ``dZ``) is multiplied by ``w_i``
+        (still divided by ``n*k``), as :meth:`loss`.
         """
 
     @abc.abstractmethod
-    def sgd_update(self, param, grad, velocity, lr, momentum):
-        """SGD with (heavy-ball) momentum, in place; returns None.
+    def sgd_update(self, param, grad, velocity, lr, momentum, *, nesterov=False, weight_decay=0):
+        """SGD with momentum (Keras 3 / scikit-learn form), in place; returns None::
 
-        ``velocity = momentum * velocity - lr * grad``; ``param += velocity``.
-        ``param``, ``grad``, ``velocity`` share one shape (any rank, C-contiguous).
+            param -= lr * weight_decay * param            (only if weight_decay != 0)
+            velocity = momentum * velocity - lr * grad
+            param += velocity                             (nesterov False: heavy ball)
+            param += momentum * velocity - lr * grad      (nesterov True)
+
+        ``param``, ``grad``, ``velocity`` share one shape (any rank, C-contiguous);
+        ``lr``, ``momentum``, ``weight_decay`` are scalars of the arrays' dtype.
+        Weight decay is decoupled (Keras 3, "AdamW"-style: it does not enter
+        ``velocity``); the coupled L2 form is :meth:`penalty` on the gradient.
+        PyTorch's ``torch.optim.SGD`` keeps ``buf = momentum*buf + grad`` and steps
+        ``lr*buf`` (Nesterov: ``lr*(grad + momentum*buf)``): the same trajectory as
+        ``velocity = -lr*buf`` while ``lr`` is constant.
         """
 
     @abc.abstractmethod
-    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps):
+    def adam_update(
+        self, param, grad, m, v, step, lr, beta1, beta2, eps, *, weight_decay=0, eps_outside=False
+    ):
         """Adam (Kingma & Ba, 2015) with bias correction, in place; returns None.
 
         ``step`` is the 1-based count of this update::
 
+            param -= lr * weight_decay * param     (only if weight_decay != 0; decoupled,
+                                                    before the step: Keras 3 / AdamW)
             m = beta1 m + (1 - beta1) g
             v = beta2 v + (1 - beta2) g^2
-            param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+            eps_outside False (PyTorch's Adam/AdamW, the paper's form):
+              param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+            eps_outside True (scikit-learn's and Keras 3's form):
+              lr_t = lr * sqrt(1 - beta2^step) / (1 - beta1^step)
+              param -= lr_t * m / (sqrt(v) + eps)
+
+        The two differ only in where ``eps`` sits: ``eps`` inside the bias correction
+        equals ``eps * sqrt(1 - beta2^step)`` outside it.
         """
 
+    def rmsprop_update(self, param, grad, ms, mom, lr, rho, momentum, eps, *, weight_decay=0):
+        """RMSprop (Keras 3 form, not centered), in place; returns None::
+
+            param -= lr * weight_decay * param     (only if weight_decay != 0, decoupled)
+            ms = rho * ms + (1 - rho) * g^2
+            inc = lr * g / sqrt(ms + eps)
+            momentum > 0:  mom = momentum * mom + inc;  param -= mom
+            momentum == 0: param -= inc             (mom untouched)
+
+        PyTorch's ``torch.optim.RMSprop`` puts ``eps`` outside the root,
+        ``g / (sqrt(ms) + eps)``, and keeps ``buf = momentum*buf + g/(...)`` stepping
+        ``lr*buf``: the two coincide for ``eps = 0`` and constant ``lr``
+        (``mom = lr*buf``); for ``eps > 0`` Keras' form damps small ``ms`` less.
+        Keras' defaults: ``lr=1e-3, rho=0.9, momentum=0, eps=1e-7``.
+        """
+        raise NotImplementedError(f"backend {self.name!r} does not implement rmsprop_update yet")
+
+    def penalty(self, W, dW, l1, l2, scale=1.0):
+        """L1/L2 weight penalty: returns its value and adds its gradient to ``dW`` in place.
+
+        ``W, dW`` one shape; ``l1, l2, scale`` Python floats ``>= 0``::
+
+            value = scale * (l1 * sum|W| + l2 * sum W^2)           (a Python float)
+            dW   += c1 * sign(W) + c2 * W,   c1 = scale*l1, c2 = 2*scale*l2
+
+        ``c1``, ``c2`` are formed in float64 and rounded once to the dtype;
+        ``sign(0) = 0``.  ``value`` is accumulated in the dtype or wider.  Keras'
+        ``L1L2(l1, l2)`` is ``scale = 1``; scikit-learn's ``alpha`` is ``l2 = alpha/2``
+        with ``scale = 1/n_batch_rows`` (``alpha/(2 nb) sum W^2``, gradient
+        ``alpha W / nb``).  Terms whose coefficient is 0 are skipped.
+        """
+        raise NotImplementedError(f"backend {self.name!r} does not implement penalty yet")
+
+    def dropout_mask(self, shape, rate, seed, step, layer, dtype):
+        """The inverted-dropout mask of a ``(n, width)`` block of layer ``layer``'s output.
+
+        Returns a C-contiguous ``(n, width)`` array of ``dtype`` whose element ``(i, c)``
+        is ``dtype(1 / (1 - rate))`` (1/(1-rate) formed in float64, rounded once) if
+        ``dropout_keep(seed, step, layer, i*width + c, rate)`` else 0.  ``rate`` in
+        ``[0, 1)`` (``rate = 0`` keeps everything, scale 1).  See :func:`dropout_keep`.
+        """
+        raise NotImplementedError(f"backend {self.name!r} does not implement dropout_mask yet")
+
     def train_batches(
-        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step
-    ):
+        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step,
+        *, penalties=None, penalty_per_row=False, trainable=None, lrs=None, epoch_size=None,
+        dropout=None, seed=0, sample_weight=None, negative_slopes=None,
+    ):  # fmt: skip
         """Train a stack of dense layers over consecutive mini-batches, in place.
 
         * ``Ws[l]: (in_l, out_l)``, ``bs[l]: (out_l,)`` -- updated in place;
@@ -174,67 +418,179 @@ class Ops(abc.ABC):
         * ``X: (N, in)``; ``T``: ``(N,)`` int64 labels for the ``"softmax_cross_entropy"``
           head, else ``(N, k)`` targets of ``X``'s dtype.
         * ``order: (m,)`` int64 row indices; batch ``j`` is rows
-          ``order[j*batch_size : (j+1)*batch_size]`` (the last may be smaller).
+          ``order[start_j:stop_j]`` with the bounds of :func:`batch_bounds`
+          (``order[j*batch_size : (j+1)*batch_size]``, the last may be smaller).
         * ``head`` in :data:`HEADS`: the loss of the last layer's output.
-        * ``optimizer`` in :data:`OPTIMIZERS`; ``state[p]`` is the tuple of that
+        * ``optimizer`` in :data:`ALL_OPTIMIZERS`; ``state[p]`` is the tuple of that
           optimizer's state arrays for parameter ``p`` in the order
-          ``W0, b0, W1, b1, ...`` (updated in place); ``hyper`` its hyper-parameters.
-        * ``step``: updates already applied (Adam's step count continues from it).
+          ``W0, b0, W1, b1, ...`` (updated in place); ``hyper`` its hyper-parameters
+          (trailing ones may be omitted: 0).
+        * ``step``: updates already applied; batch ``j`` is update ``t = step + j + 1``
+          (Adam's step count, the dropout counter).
+
+        Keyword-only options (each default reproduces the plain behaviour exactly):
+
+        * ``penalties``: per layer ``(l1, l2)`` or ``None``; batch ``j`` adds
+          ``penalty(W_l, dW_l, l1, l2, scale)`` for every trainable ``W_l`` (Keras 3
+          sums regularizers over trainable weights; biases are never penalized), with
+          ``scale = 1``, or ``1/nb`` (``nb`` the batch's rows) if ``penalty_per_row``.
+          The penalty values are included in the reported batch loss.
+        * ``trainable``: one bool per parameter ``W0, b0, W1, b1, ...``; a frozen
+          parameter gets no update at all (no step, no weight decay, its state
+          untouched) and no penalty; gradients still flow through it to the layers below.
+          Backpropagation stops below the lowest layer with a trainable parameter.
+        * ``lrs: (n_batches,)`` float64: batch ``j`` uses ``lrs[j]`` instead of
+          ``hyper[0]`` (also in the weight decay).
+        * ``epoch_size``: ``order`` holds consecutive epochs; see :func:`batch_bounds`.
+        * ``dropout``: per layer a rate in ``[0, 1)`` or ``None`` (the last layer's must
+          be 0/None).  Layer ``l``'s output ``Y_l`` is passed on as ``Y_l * M_l`` with
+          ``M_l = dropout_mask(Y_l.shape, rate_l, seed, t, l, dtype)``, and the gradient
+          reaching ``Y_l`` is multiplied by ``M_l``.  ``seed``: integer, see
+          :func:`dropout_keep`.
+        * ``sample_weight: (N,)`` of ``X``'s dtype, indexed through ``order`` like ``X``:
+          the loss op gets ``weights=sample_weight[rows]``.
+        * ``negative_slopes``: per layer the ``negative_slope`` of ``leaky_relu``
+          (``None``: :data:`LEAKY_RELU_SLOPE`).
+
+        Per batch: forward (with dropout), loss, backward (``need_dX=False`` for the
+        lowest layer backpropagated into, so the first layer's ``dX`` is never formed),
+        penalties, then each trainable parameter's update in the order ``W0, b0, ...``.
 
         Returns ``(losses, correct)``, float64 arrays ``(n_batches,)``: each batch's
-        loss before its update, and its number of correct predictions (argmax of
-        the output against the label / argmax of ``T`` for ``k > 1``; output above
-        the decision threshold -- 0 for logit heads, 0.5 otherwise -- against
-        ``T > 0.5`` for ``k == 1``).
+        loss (plus penalties) before its update, and its number of correct predictions
+        (argmax of the output against the label / argmax of ``T`` for ``k > 1``;
+        output above the decision threshold -- 0 for logit heads, 0.5 otherwise --
+        against ``T > 0.5`` for ``k == 1``).
 
         This default composes the primitive ops above and is the definition;
         backends may override it with a fused implementation giving the same numbers.
         """
         L = len(Ws)
-        n_batches = -(-len(order) // batch_size)
-        losses = np.zeros(n_batches)
-        correct = np.zeros(n_batches)
+        bounds = batch_bounds(len(order), batch_size, epoch_size)
+        losses = np.zeros(len(bounds))
+        correct = np.zeros(len(bounds))
         dtype = X.dtype.type
-        for j in range(n_batches):
-            rows = order[j * batch_size : (j + 1) * batch_size]
-            A = [np.ascontiguousarray(X[rows])]
-            Zs = []
-            for l in range(L):
-                Z, Y = self.dense_forward(A[l], Ws[l], bs[l], activations[l])
-                Zs.append(Z)
-                A.append(Y)
-            out = A[L]
+        params = [p for l in range(L) for p in (Ws[l], bs[l])]
+        train = [True] * (2 * L) if trainable is None else [bool(f) for f in trainable]
+        opts = _LayerOptions(L, penalties, dropout, negative_slopes, train)
+        hyper = complete_hyper(optimizer, hyper)
+        for j, (start, stop) in enumerate(bounds):
+            rows = order[start:stop]
+            t = step + j + 1
+            A, Zs, Ys, masks = _forward(self, Ws, bs, activations, X[rows], opts, seed, t)
             Tb = np.ascontiguousarray(T[rows])
-            if head == "softmax_cross_entropy":
-                value, dY = self.softmax_cross_entropy(out, Tb)
-            elif head == "sigmoid_cross_entropy":
-                value, dY = self.sigmoid_cross_entropy(out, Tb)
-            else:
-                value, dY = self.loss(head, out, Tb)
+            wb = None if sample_weight is None else np.ascontiguousarray(sample_weight[rows])
+            value, dY = _head_loss(self, head, A[L], Tb, wb)
+            correct[j] = count_correct(A[L], Tb, head)
+            grads = _backward(self, dY, Ws, activations, A, Zs, Ys, masks, opts)
+            scale = 1.0 / len(rows) if penalty_per_row else 1.0
+            for l, pair in enumerate(opts.penalties):
+                if pair is not None and train[2 * l]:
+                    value += self.penalty(
+                        Ws[l], grads[2 * l], float(pair[0]), float(pair[1]), scale
+                    )
             losses[j] = value
-            correct[j] = _count_correct(out, Tb, head)
-            grads = []
-            for l in reversed(range(L)):
-                dY, dW, db = self.dense_backward(dY, A[l], Ws[l], Zs[l], A[l + 1], activations[l])
-                grads[:0] = [dW, db]
-            params = [p for l in range(L) for p in (Ws[l], bs[l])]
-            for p, (param, grad) in enumerate(zip(params, grads)):
-                if optimizer == "sgd":
-                    lr, momentum = hyper
-                    self.sgd_update(param, grad, state[p][0], dtype(lr), dtype(momentum))
-                else:
-                    lr, beta1, beta2, eps = hyper
-                    self.adam_update(
-                        param, grad, state[p][0], state[p][1], step + j + 1,
-                        dtype(lr), dtype(beta1), dtype(beta2), dtype(eps),
-                    )  # fmt: skip
+            lr = hyper[0] if lrs is None else lrs[j]
+            for p, param in enumerate(params):
+                if train[p]:
+                    _update(self, optimizer, param, grads[p], state[p], t, lr, hyper, dtype)
         return losses, correct
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend={self.name!r}>"
 
 
-def _count_correct(out, T, head) -> int:
+class _LayerOptions:
+    """Per-layer settings of one :meth:`Ops.train_batches` call, with defaults filled."""
+
+    def __init__(self, L, penalties, dropout, negative_slopes, train):
+        self.penalties = [None] * L if penalties is None else list(penalties)
+        rates = [None] * L if dropout is None else list(dropout)
+        # Never on the last layer's output (the loss sees the undropped prediction).
+        self.rates = [float(r or 0.0) if l < L - 1 else 0.0 for l, r in enumerate(rates)]
+        slopes = [None] * L if negative_slopes is None else list(negative_slopes)
+        self.slopes = [LEAKY_RELU_SLOPE if s is None else float(s) for s in slopes]
+        # Lowest layer whose parameters train: backpropagation stops there.
+        trains = [train[2 * l] or train[2 * l + 1] for l in range(L)]
+        self.lowest = trains.index(True) if any(trains) else L
+
+
+def _forward(ops, Ws, bs, activations, X_rows, opts, seed, t):
+    """Forward through every layer: inputs ``A`` (``A[L]`` the output), ``Z``s, undropped
+    ``Y``s and dropout masks (``None`` where the rate is 0)."""
+    A = [np.ascontiguousarray(X_rows)]
+    Zs, Ys, masks = [], [], []
+    for l in range(len(Ws)):
+        act = activations[l]
+        Z, Y = ops.dense_forward(A[l], Ws[l], bs[l], act, **_slope(act, opts.slopes[l]))
+        Zs.append(Z)
+        Ys.append(Y)
+        M = None
+        if opts.rates[l] > 0:
+            M = ops.dropout_mask(Y.shape, opts.rates[l], seed, t, l, Y.dtype)
+            Y = Y * M
+        masks.append(M)
+        A.append(Y)
+    return A, Zs, Ys, masks
+
+
+def _head_loss(ops, head, out, Tb, wb):
+    # Options are passed only when set: a backend's fallback to this default (numba's,
+    # for empty calls) keeps working before it implements the new keywords.
+    kw = {} if wb is None else {"weights": wb}
+    if head == "softmax_cross_entropy":
+        return ops.softmax_cross_entropy(out, Tb, **kw)
+    if head == "sigmoid_cross_entropy":
+        return ops.sigmoid_cross_entropy(out, Tb, **kw)
+    return ops.loss(head, out, Tb, **kw)
+
+
+def _slope(activation, slope):
+    """``negative_slope`` keyword for the dense ops: only ``leaky_relu`` reads it."""
+    return {"negative_slope": slope} if activation == "leaky_relu" else {}
+
+
+def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts):
+    """Gradients ``[dW0, db0, dW1, db1, ...]`` (``None`` below ``opts.lowest``)."""
+    L = len(Ws)
+    grads = [None] * (2 * L)
+    for l in reversed(range(opts.lowest, L)):
+        if masks[l] is not None:
+            dY = dY * masks[l]  # through Y_l * M_l
+        dY, grads[2 * l], grads[2 * l + 1] = ops.dense_backward(
+            dY, A[l], Ws[l], Zs[l], Ys[l], activations[l],
+            need_dX=l > opts.lowest, **_slope(activations[l], opts.slopes[l]),
+        )  # fmt: skip
+    return grads
+
+
+def _update(ops, optimizer, param, grad, S, t, lr, hyper, dtype):
+    """One parameter's optimizer step (``hyper`` complete, ``lr`` this batch's).  Options
+    are passed only when set, as in :func:`_head_loss`."""
+    if optimizer == "sgd":
+        _, momentum, nesterov, wd = hyper
+        kw = _options(nesterov=bool(nesterov), weight_decay=dtype(wd))
+        ops.sgd_update(param, grad, S[0], dtype(lr), dtype(momentum), **kw)
+    elif optimizer == "adam":
+        _, beta1, beta2, eps, wd, eps_outside = hyper
+        kw = _options(weight_decay=dtype(wd), eps_outside=bool(eps_outside))
+        ops.adam_update(
+            param, grad, S[0], S[1], t, dtype(lr), dtype(beta1), dtype(beta2), dtype(eps), **kw
+        )
+    else:
+        _, rho, momentum, eps, wd = hyper
+        ops.rmsprop_update(
+            param, grad, S[0], S[1], dtype(lr), dtype(rho), dtype(momentum), dtype(eps),
+            **_options(weight_decay=dtype(wd)),
+        )  # fmt: skip
+
+
+def _options(**kw):
+    """The keyword options that differ from their default (0 / False)."""
+    return {k: v for k, v in kw.items() if v}
+
+
+def count_correct(out, T, head) -> int:
     """Correct predictions in one batch, as :meth:`Ops.train_batches` defines them."""
     if head == "softmax_cross_entropy":
         return int(np.sum(np.argmax(out, axis=1) == T))

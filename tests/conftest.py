@@ -152,8 +152,8 @@ def ref():
 @pytest.fixture
 def restore_backend():
     """Restore the process-wide default backend after a test that changes it."""
-    from fastnn import dispatch
+    from fastnn.dispatch import registry
 
-    saved = (dispatch._default, dispatch._default_error)
+    saved = (registry._default, registry._default_error)
     yield
-    dispatch._default, dispatch._default_error = saved
+    registry._default, registry._default_error = saved

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import autotune, dispatch
+from fastnn import dispatch
+from fastnn.dispatch import autotune
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def table(tmp_path, monkeypatch):
 
 
 def _auto(table):
-    return autotune.AutoOps("auto", dispatch._load(dispatch.resolve_auto_backend()), table)
+    return autotune.AutoOps("auto", dispatch.load_backend(dispatch.resolve_auto_backend()), table)
 
 
 def test_bucket_rounds_up_to_powers_of_two():
@@ -48,7 +49,7 @@ def test_choose_prefers_first_candidate_unless_clearly_slower():
 
 
 def test_auto_uses_and_persists_the_measured_choice(table, monkeypatch):
-    if len([c for c in autotune.CANDIDATES if dispatch._load(c) is not None]) < 2:
+    if len([c for c in autotune.CANDIDATES if dispatch.load_backend(c) is not None]) < 2:
         pytest.skip("auto has a single candidate here: nothing to choose between")
     # Pretend numpy measured 10x faster: auto must then route the op to numpy.
     monkeypatch.setattr(autotune, "measure", lambda op, args, c: {"numba": 1.0, "numpy": 0.1})

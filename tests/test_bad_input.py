@@ -273,7 +273,7 @@ def _bad(**changes):
     "make, exc, match",
     [
         (_bad(head="hinge"), ValueError, "unknown head 'hinge'"),
-        (_bad(optimizer="rmsprop"), ValueError, "unknown optimizer 'rmsprop'"),
+        (_bad(optimizer="adagrad"), ValueError, "unknown optimizer 'adagrad'"),
         (_bad(activations=["relu", "step"]), ValueError, "unknown activation of layer 1 'step'"),
         (_bad(activations=["relu", "softmax"]), ValueError, "takes logits"),
         (_bad(activations=["relu"]), ValueError, "one entry per layer"),
@@ -292,7 +292,7 @@ def _bad(**changes):
         (_bad(order=np.zeros((2, 2), dtype=int)), ValueError, "1-D integer array"),
         (_bad(batch_size=0), ValueError, "batch_size must be >= 1"),
         (_bad(step=-1), ValueError, "step must be >= 0"),
-        (_bad(hyper=(0.1,)), ValueError, "hyper must hold 2 values"),
+        (_bad(hyper=(0.1,)), ValueError, r"hyper must hold the values \(.lr., .momentum."),
         (_bad(hyper=(-0.1, 0.0)), ValueError, "lr must be >= 0"),
         (_bad(state=lambda a: a["state"][:3]), ValueError, "one entry per parameter"),
         (_bad(state=lambda a: [*a["state"][:3], (np.zeros(5),)]), ValueError,

@@ -177,14 +177,14 @@ def test_keyboard_interrupt_between_epochs_keeps_progress():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def route_training_calls(monkeypatch, ops, fn):
-    """Send the model's ``train_batches`` calls (``ops.run_validated("train_batches",
+    """Send the model's ``train_batches`` calls (``ops.run_prevalidated("train_batches",
     ...)``, which skips the argument checks) to ``fn(*args)`` instead."""
-    real_run = type(ops).run_validated
+    real_run = type(ops).run_prevalidated
 
     def run(op, *args):
         return fn(*args) if op == "train_batches" else real_run(ops, op, *args)
 
-    monkeypatch.setattr(ops, "run_validated", run)
+    monkeypatch.setattr(ops, "run_prevalidated", run)
 
 
 def test_keyboard_interrupt_inside_a_training_call_rolls_it_back(backend, monkeypatch):

@@ -1,6 +1,6 @@
 """The ``fastnn`` command line: every subcommand, its output and its exit codes.
 
-Commands run in-process through ``fastnn.cli.main`` (fast); one test runs the
+Commands run in-process through ``fastnn.tools.cli.main`` (fast); one test runs the
 installed console script to prove the entry point is wired.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import cli, datasets
+from fastnn import datasets
+from fastnn.tools import cli
 
 FAST = [b for b in fastnn.available_backends() if b != "python"]
 needs_real = pytest.mark.skipif(
@@ -60,25 +60,12 @@ def test_info(capsys):
         assert "numba threading layer:" in out
 
 
-def test_info_dispatch_with_and_without_autotuner(capsys, monkeypatch):
-    fake = types.SimpleNamespace(describe=lambda: "dense_forward|float32|... -> numba")
-    real_optional = cli._optional_module
-    monkeypatch.setattr(
-        cli, "_optional_module", lambda name: fake if name == "fastnn.autotune" else None
-    )
+def test_info_dispatch_prints_the_autotune_table(capsys, monkeypatch):
+    from fastnn.dispatch import autotune
+
+    monkeypatch.setattr(autotune, "describe", lambda: "dense_forward|float32|... -> numba")
     code, out, _ = run(capsys, "info", "--dispatch")
     assert code == 0 and "dense_forward|float32|... -> numba" in out
-    monkeypatch.setattr(cli, "_optional_module", lambda name: None)
-    code, out, _ = run(capsys, "info", "--dispatch")
-    assert code == 0 and "no per-op measurements" in out
-    monkeypatch.setattr(cli, "_optional_module", real_optional)
-    code, out, _ = run(capsys, "info", "--dispatch")
-    assert code == 0
-
-
-def test_optional_module_hides_only_its_own_absence():
-    assert cli._optional_module("fastnn.no_such_module_here") is None
-    assert cli._optional_module("fastnn.datasets") is datasets
 
 
 # --------------------------------------------------------------------- example
@@ -247,33 +234,24 @@ def test_demo_table_ratios():
 
 
 def test_warmup(capsys, monkeypatch):
+    from fastnn.dispatch import runtime
+
     calls = []
-    fake = types.SimpleNamespace(warmup=lambda: calls.append(1) or "compiled 12 kernels")
-    monkeypatch.setattr(cli, "_optional_module", lambda name: fake)
+    monkeypatch.setattr(runtime, "warmup", lambda: calls.append(1) or 1.25)
     code, out, _ = run(capsys, "warmup")
     assert code == 0 and calls == [1]
-    assert "compiled 12 kernels" in out and "warm-up done" in out
-
-
-def test_warmup_absent(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_optional_module", lambda name: None)
-    code, _, err = run(capsys, "warmup")
-    assert_one_line_error(code, err, "fastnn.runtime")
+    # One line, the elapsed time: no stray float from warmup()'s return value.
+    assert out.strip().splitlines() == ["warm-up done in 1.25 s"]
 
 
 def test_bench_passes_arguments_through(capsys, monkeypatch):
+    from fastnn.tools import bench
+
     seen = []
-    fake = types.SimpleNamespace(main=lambda argv: seen.append(argv) or 3)
-    monkeypatch.setattr(cli, "_optional_module", lambda name: fake)
+    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 3)
     code = cli.main(["bench", "--quick", "--only", "ops", "-h"])
     assert code == 3
     assert seen == [["--quick", "--only", "ops", "-h"]]
-
-
-def test_bench_absent(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_optional_module", lambda name: None)
-    code, _, err = run(capsys, "bench")
-    assert_one_line_error(code, err, "fastnn.bench")
 
 
 def test_help_lists_every_command(capsys):

@@ -230,7 +230,7 @@ def test_bench_report_in_browser(tmp_path):
     out = tmp_path / "report"
     env = dict(os.environ, FASTNN_CACHE_DIR=str(tmp_path / "fastnn-cache"))
     script = Path(sys.executable).parent / "fastnn"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fastnn.bench"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "fastnn.tools.bench"]
     proc = _run([*cmd, "bench", "--quick", "--html", str(out)] if script.exists() else
                 [*cmd, "--quick", "--html", str(out)], env, timeout=900)  # fmt: skip
     assert "HTML report:" in proc.stdout

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import datasets, examples
+from fastnn import datasets
+from fastnn.tools import examples
 
 BACKENDS = fastnn.available_backends()
 FAST = [b for b in BACKENDS if b != "python"]

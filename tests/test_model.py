@@ -496,7 +496,7 @@ def test_evaluate_verbose_prints_one_line(capsys):
 def test_training_calls_pass_the_op_edge_checks(backend, dtype, loss, last, targets, make_opt,
                                                 monkeypatch):  # fmt: skip
     """fit skips the op edge's argument checks on its train_batches calls
-    (``run_validated``); every such call must still pass them, and give the same
+    (``run_prevalidated``); every such call must still pass them, and give the same
     numbers as the checked call."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((24, 5))
@@ -517,7 +517,7 @@ def test_training_calls_pass_the_op_edge_checks(backend, dtype, loss, last, targ
 
     unchecked = fitted()
     ops = fastnn.get_ops(backend)
-    real_run = type(ops).run_validated
+    real_run = type(ops).run_prevalidated
     calls = []
 
     def checked(op, *args):
@@ -526,7 +526,7 @@ def test_training_calls_pass_the_op_edge_checks(backend, dtype, loss, last, targ
         calls.append(op)
         return ops.train_batches(*args)
 
-    monkeypatch.setattr(ops, "run_validated", checked)
+    monkeypatch.setattr(ops, "run_prevalidated", checked)
     for A, B in zip(fitted(), unchecked):
         np.testing.assert_array_equal(A, B)
     assert calls

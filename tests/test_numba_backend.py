@@ -471,7 +471,7 @@ def test_float32_kernels_stay_float32(kernel):
 
 @pytest.fixture
 def restore_threads():
-    from fastnn import runtime
+    from fastnn.dispatch import runtime
 
     saved = runtime._requested
     before = fastnn.get_num_threads()
@@ -560,7 +560,7 @@ def test_threading_layer_is_thread_safe_when_available():
 
 
 def test_warmup_compiles_everything_needed():
-    from fastnn import runtime
+    from fastnn.dispatch import runtime
 
     with pytest.raises(ValueError, match="float32 or float64"):
         fastnn.warmup(dtypes=("int32",))
@@ -633,7 +633,7 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
     code = """
         import numpy as np
         import fastnn
-        from fastnn import runtime
+        from fastnn.dispatch import runtime
         from numba.core.registry import CPUDispatcher
         from fastnn.kernels.numba import kernels, gemm, train
         seconds = fastnn.warmup(dtypes=("float64",))

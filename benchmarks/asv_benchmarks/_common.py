@@ -48,12 +48,17 @@ def skip_python_if_large(backend: str, macs: int) -> None:
         raise NotImplementedError("python backend is benchmarked at small shapes only")
 
 
-def import_or_skip(module: str):
-    """Import ``module`` or raise NotImplementedError (the API is missing at this commit)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise NotImplementedError(f"{module} not available: {exc}") from exc
+def import_or_skip(*modules: str):
+    """Import the first of ``modules`` that exists (a module's path at this commit,
+    then its older paths, so the history spans moves) or raise NotImplementedError
+    (the API is missing at this commit)."""
+    errors = []
+    for module in modules:
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            errors.append(f"{module}: {exc}")
+    raise NotImplementedError("not available: " + "; ".join(errors))
 
 
 def dense_data(dtype: str, n: int, n_in: int, n_out: int, seed: int = 0):

@@ -53,7 +53,7 @@ class Compile:
     def setup(self, cache):
         import fastnn
 
-        import_or_skip("fastnn.runtime")
+        import_or_skip("fastnn.dispatch.runtime", "fastnn.runtime")
         if "numba" not in fastnn.available_backends():
             raise NotImplementedError("numba backend not available")
         self.tmp = tempfile.mkdtemp(prefix="fastnn-asv-compile-")

@@ -1,6 +1,6 @@
 """Whole training runs: Fashion-MNIST epochs, tiny-net steps, their speedups, peak memory.
 
-The workloads come from :mod:`fastnn.bench` (the same ones ``fastnn bench``
+The workloads come from :mod:`fastnn.tools.bench` (the same ones ``fastnn bench``
 measures); at commits without the model API they are skipped.
 """
 
@@ -17,7 +17,7 @@ _data_cache = {}
 
 
 def _bench_module():
-    return import_or_skip("fastnn.bench")
+    return import_or_skip("fastnn.tools.bench.runner", "fastnn.bench")
 
 
 def _data(bench, n_samples):

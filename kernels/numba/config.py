@@ -43,7 +43,7 @@ Choices, and why:
   trainer of wide networks (:func:`~.train_gemm.train_gemm_par`), where each thread
   does a whole slice of a batch (gather, products, epilogues) and calls NumPy's
   OpenBLAS limited to one thread, so Numba's is the only active pool (see
-  :mod:`fastnn.runtime`: two pools alternating on 2 cores make idle threads spin
+  :mod:`fastnn.dispatch.runtime`: two pools alternating on 2 cores make idle threads spin
   against working ones).  Every other kernel is serial: elementwise epilogues are
   memory-bound and fast single-threaded, their products run in NumPy's BLAS pool,
   and serial kernels are safe to call from concurrent threads under any

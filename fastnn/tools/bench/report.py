@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .fmt import fmt_time
+from .text import format_report
+
 #: Colours per runner, fixed so every plot reads the same way.
 COLORS = {
     "python": "#9e9e9e",
@@ -183,9 +186,7 @@ def _e(x) -> str:
 
 
 def _fmt(t) -> str:
-    from fastnn.bench import _fmt_time
-
-    return _fmt_time(t)
+    return fmt_time(t)
 
 
 def _targets_table(cases: list[dict]) -> str:
@@ -283,7 +284,7 @@ figure { margin: 0 0 1em; }
 
 
 def render_html(data: dict) -> str:
-    """The report page for one ``fastnn bench`` result (see :func:`fastnn.bench.run`)."""
+    """The report page for one ``fastnn bench`` result (see :func:`fastnn.tools.bench.run`)."""
     cases = data["cases"]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -321,8 +322,6 @@ def render_html(data: dict) -> str:
     )
     parts.append(f"<section id='machine-section'><h2>Machine</h2>{_machine_table(data)}</section>")
     try:
-        from fastnn.bench import format_report
-
         parts.append(f"<section><h2>Plain-text table</h2><pre>{_e(format_report(data))}</pre>")
         parts.append("</section>")
     except ImportError:

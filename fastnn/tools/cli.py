@@ -21,7 +21,6 @@ import importlib
 import os
 import platform
 import sys
-import time
 
 EXIT_USAGE = 2
 
@@ -38,16 +37,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _optional_module(name: str):
-    """Import ``name`` if it exists; None if that very module is missing."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 # ------------------------------------------------------------------------ info
@@ -108,7 +97,7 @@ def _numba_threading() -> list[str]:
         f"available: {', '.join(available) or 'none'}"
     )
     try:
-        from fastnn.kernels.numba.train import parallel_threads
+        from fastnn.kernels.numba import parallel_threads
     except ImportError:
         return lines
     nt = parallel_threads()
@@ -179,14 +168,9 @@ def cmd_info(args) -> int:
         print(line)
     if args.dispatch:
         print()
-        autotune = _optional_module("fastnn.autotune")
-        if autotune is None or not hasattr(autotune, "describe"):
-            print(
-                "auto dispatch: no per-op measurements in this build (fastnn.autotune "
-                f"missing); auto uses {dispatch.resolve_auto_backend()} for every op"
-            )
-        else:
-            print(autotune.describe())
+        from fastnn.dispatch import autotune
+
+        print(autotune.describe())
     return 0
 
 
@@ -203,7 +187,7 @@ def _current_backend() -> str:
 
 
 def cmd_example(args) -> int:
-    from fastnn import examples
+    from fastnn.tools import examples
 
     kwargs = {"backend": args.backend, "seed": args.seed, "verbose": True}
     if args.epochs is not None:
@@ -275,7 +259,7 @@ _PYTHON_NOTE = (
 
 
 def cmd_train(args) -> int:
-    from fastnn import examples
+    from fastnn.tools import examples
 
     if args.backend == "python" and args.limit is None:
         print(_PYTHON_NOTE, file=sys.stderr)
@@ -349,7 +333,7 @@ def format_demo_table(rows: list[dict], reference: str | None) -> str:
 
 
 def cmd_demo(args) -> int:
-    from fastnn import examples
+    from fastnn.tools import examples
 
     backends, skipped = _available_demo_backends(args.backends)
     for name in skipped:
@@ -397,22 +381,16 @@ def cmd_demo(args) -> int:
 
 
 def cmd_warmup(args) -> int:
-    runtime = _optional_module("fastnn.runtime")
-    if runtime is None or not hasattr(runtime, "warmup"):
-        raise UserError("fastnn.runtime.warmup is not available in this build")
-    t0 = time.perf_counter()
-    result = runtime.warmup()
-    elapsed = time.perf_counter() - t0
-    if result is not None:
-        print(result)
+    from fastnn.dispatch import runtime
+
+    elapsed = runtime.warmup()
     print(f"warm-up done in {elapsed:.2f} s")
     return 0
 
 
 def cmd_bench(argv: list[str]) -> int:
-    bench = _optional_module("fastnn.bench")
-    if bench is None or not hasattr(bench, "main"):
-        raise UserError("the benchmark (fastnn.bench) is not available in this build")
+    from fastnn.tools import bench
+
     code = bench.main(list(argv))
     return int(code or 0)
 
@@ -422,7 +400,7 @@ def cmd_bench(argv: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fastnn import __version__, dispatch
-    from fastnn.examples import EXAMPLES
+    from fastnn.tools.examples import EXAMPLES
 
     parser = _Parser(prog="fastnn", description="Fast dense neural networks on the CPU.")
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
@@ -495,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("warmup", help="compile the Numba kernels ahead of time")
     p.set_defaults(func=cmd_warmup)
 
-    # Arguments after `bench` are passed to fastnn.bench.main unchanged (see main()).
+    # Arguments after `bench` are passed to fastnn.tools.bench.main unchanged (see main()).
     p = sub.add_parser(
         "bench", help="performance benchmark (arguments passed through)", add_help=False
     )

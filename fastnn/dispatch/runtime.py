@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from . import registry
+
 __all__ = ["get_num_threads", "set_num_threads", "warmup"]
 
 #: The count set by :func:`set_num_threads` (None: libraries' defaults).
@@ -60,9 +62,12 @@ def _apply_numba(n: int) -> None:
 
 
 def numba_backend_loaded() -> None:
-    """Hook run by ``fastnn.kernels.numba`` at import: applies a pending thread count."""
+    """Run when the ``numba`` backend is loaded: applies a pending thread count."""
     if _requested is not None:
         _apply_numba(_requested)
+
+
+registry.on_backend_loaded("numba", numba_backend_loaded)
 
 
 def set_num_threads(n: int) -> None:
@@ -171,7 +176,7 @@ def warmup(dtypes=("float32", "float64"), backend: str = "numba") -> float:
     have nothing to compile.  Returns the elapsed wall-clock seconds.
     """
     from fastnn import dispatch
-    from fastnn.validation import FLOAT_DTYPES
+    from fastnn.dispatch.validation import FLOAT_DTYPES
 
     start = time.perf_counter()
     if isinstance(dtypes, str):
@@ -188,7 +193,7 @@ def warmup(dtypes=("float32", "float64"), backend: str = "numba") -> float:
     name = dispatch.resolve_auto_backend() if backend == "auto" else backend
     ops = dispatch.get_ops(name)
     if ops.impl.name == "numba":
-        from fastnn.kernels.numba.train import compile_trainers
+        from fastnn.kernels.numba import compile_trainers
 
         for dt in resolved:
             _warm_ops(ops.impl, dt)

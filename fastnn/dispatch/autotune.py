@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dispatch
-from .dispatch import CheckedOps
+from . import registry
+from .checked import CheckedOps
 
 #: Backends ``auto`` may choose, in order of preference when timings tie.
 CANDIDATES: tuple[str, ...] = ("numba", "numpy")
@@ -129,7 +129,7 @@ class Table:
         self._lock = threading.Lock()
         self._loaded = False
 
-    def _load(self) -> None:
+    def load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
@@ -146,13 +146,13 @@ class Table:
 
     def get(self, key: str) -> str | None:
         with self._lock:
-            self._load()
+            self.load()
             entry = self.entries.get(key)
         return entry["backend"] if entry else None
 
     def put(self, key: str, backend: str, seconds: dict[str, float]) -> None:
         with self._lock:
-            self._load()
+            self.load()
             self.entries[key] = {"backend": backend, "seconds": seconds}
             self._save()
 
@@ -195,7 +195,7 @@ def measure(op: str, args, candidates) -> dict[str, float]:
     single calls of a few microseconds are dominated by timer and cache effects
     and ranked the backends wrongly.
     """
-    impls = {name: dispatch._load(name) for name in candidates}
+    impls = {name: registry.load_backend(name) for name in candidates}
     first = {}
     for name, impl in impls.items():
         getattr(impl, op)(*_fresh_args(op, args))  # warm-up: JIT compile or cache load
@@ -266,7 +266,7 @@ class AutoOps(CheckedOps):
         self._memo: dict[tuple, object] = {}
 
     def _candidates(self) -> list[str]:
-        return [c for c in CANDIDATES if dispatch._load(c) is not None]
+        return [c for c in CANDIDATES if registry.load_backend(c) is not None]
 
     def _impl_for(self, op: str, *args):
         if op == "train_batches" and len(args) < 12:
@@ -288,12 +288,12 @@ class AutoOps(CheckedOps):
             seconds = measure(op, args, candidates)
             backend = choose(seconds)
             self.table.put(key, backend, seconds)
-        return dispatch._load(backend)
+        return registry.load_backend(backend)
 
 
 def describe() -> str:
     """The cached choices of ``auto`` on this machine, as a text table."""
-    _table._load()
+    _table.load()
     lines = [f"auto dispatch table: {_table.path}"]
     if not _table.entries:
         lines.append("  (empty: choices are measured the first time auto meets an op and shape)")
@@ -310,6 +310,6 @@ def describe() -> str:
 def clear() -> None:
     """Forget all measured choices (in memory and on disk)."""
     with _table._lock:
-        _table._load()
+        _table.load()
         _table.entries.clear()
         _table._save()

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
-from . import validation as chk
+from fastnn import datasets
+from fastnn.dispatch import validation as chk
 
 __all__ = [
     "EXAMPLES",
@@ -45,7 +45,7 @@ __all__ = [
 
 
 def _api():
-    """The model API, imported on first use (keeps ``import fastnn.examples`` cheap)."""
+    """The model API, imported on first use (keeps ``import fastnn.tools.examples`` cheap)."""
     from fastnn import optimizers
     from fastnn.model import Dense, Sequential
 

@@ -21,7 +21,7 @@ the performance issue and are checked in the ``targets`` column):
   NumPy tutorials' dtype) for every runner, fastnn's backends and PyTorch alike.
 
 The plain-text table is the default output; ``--json FILE`` writes the raw
-numbers and ``--html DIR`` a self-contained report (:mod:`fastnn.report`).
+numbers and ``--html DIR`` a self-contained report (:mod:`fastnn.tools.bench.report`).
 
 The helpers that build the workloads (:func:`op_call`, :func:`epoch_call`,
 :func:`tiny_call`, :func:`numpy_loop_epoch`, ...) are shared with the
@@ -30,21 +30,20 @@ pytest-benchmark and asv suites in ``benchmarks/``.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import importlib
-import json
 import math
 import os
 import platform
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .fmt import fmt_time
 
 # ---------------------------------------------------------------------------
 # Workload definitions
@@ -708,7 +707,7 @@ def run_ops(quick: bool, log=print) -> list[Case]:
             builders[backend] = lambda b=backend, a=(op, dtype, shape, name): op_call(b, *a)
         _run_case(case, builders, repeats, min_time)
         cases.append(case)
-        log(f"  {case.name}: " + ", ".join(f"{k} {_fmt_time(v)}" for k, v in case.seconds.items()))
+        log(f"  {case.name}: " + ", ".join(f"{k} {fmt_time(v)}" for k, v in case.seconds.items()))
     return cases
 
 
@@ -736,7 +735,7 @@ def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
         case.seconds["gemm-floor"] = flops / gemm32
         case.status["gemm-floor"] = "ok"
         cases.append(case)
-        log(f"  {case.name}: " + ", ".join(f"{k} {_fmt_time(v)}" for k, v in case.seconds.items()))
+        log(f"  {case.name}: " + ", ".join(f"{k} {fmt_time(v)}" for k, v in case.seconds.items()))
     return cases
 
 
@@ -754,7 +753,7 @@ def run_tiny(quick: bool, log=print) -> list[Case]:
         }
         _run_case(case, builders, repeats=3, min_time=0.02, units=steps)
         cases.append(case)
-        log(f"  {case.name}: " + ", ".join(f"{k} {_fmt_time(v)}" for k, v in case.seconds.items()))
+        log(f"  {case.name}: " + ", ".join(f"{k} {fmt_time(v)}" for k, v in case.seconds.items()))
     return cases
 
 
@@ -786,138 +785,6 @@ def evaluate_targets(case: Case) -> list[dict]:
         out.append({"runner": runner, "reference": ref, "limit": limit, "label": label,
                     "ratio": ratio, "status": "PASS" if ratio <= limit else "FAIL"})  # fmt: skip
     return out
-
-
-def _fmt_time(t: float | None) -> str:
-    if t is None:
-        return "-"
-    if t >= 1:
-        return f"{t:.3f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.2f} ms"
-    if t >= 1e-6:
-        return f"{t * 1e6:.2f} us"
-    return f"{t * 1e9:.0f} ns"
-
-
-def _fmt_ratio(r: float | None) -> str:
-    if r is None:
-        return "-"
-    return f"{r:.3g}x"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
-    return "\n".join([line, sep, *body])
-
-
-def _short(status: str) -> str:
-    return "n/a" if status.startswith("n/a") else status
-
-
-def format_report(data: dict) -> str:
-    """The plain-text tables of one run (the default output of ``fastnn bench``)."""
-    cases = data["cases"]
-    out = []
-    m = data["machine"]
-    out.append(
-        f"fastnn {m['versions'].get('fastnn')} on {m['cpu']} ({m['cores']} cores), "
-        f"backends: {', '.join(m['backends'])}"
-    )
-    if m.get("loadavg", "-") != "-" and float(m["loadavg"].split(",")[0]) > 0.5:
-        out.append(
-            f"warning: load average {m['loadavg']} at start: other processes share the CPU, "
-            "so absolute figures (and some ratios) are unreliable"
-        )
-    g = data["gemm"]
-    out.append(
-        f"GEMM rate (A @ A, n=2048): float32 {g['float32'] / 1e9:.1f} GFLOP/s, "
-        f"float64 {g['float64'] / 1e9:.1f} GFLOP/s"
-    )
-    reasons: dict[str, set[str]] = {}
-    for c in cases:
-        for r, st in c["status"].items():
-            if st.startswith("n/a") and not st.endswith("small shapes only"):
-                reasons.setdefault(st[5:], set()).add(r)
-    for reason, runners in sorted(reasons.items()):
-        out.append(f"n/a: {reason} (runners: {', '.join(sorted(runners))})")
-    ops = [c for c in cases if c["regime"] == "ops"]
-    if ops:
-        rows = []
-        for c in ops:
-            s = c["seconds"]
-            best = min((s[b] for b in ("numpy", "numba") if b in s), default=None)
-            gf = c["flops"] / best / 1e9 if c["flops"] and best else None
-            tg = {t["runner"]: t for t in c["targets"]}
-            rows.append([
-                c["name"],
-                *(_fmt_time(s.get(b)) for b in BACKENDS),
-                _fmt_ratio(s["numba"] / s["numpy"]) if "numba" in s and "numpy" in s else "-",
-                _fmt_ratio(tg["auto"]["ratio"]) if tg.get("auto", {}).get("ratio") else "-",
-                f"{gf:.1f}" if gf else "-",
-                " ".join(f"{r}:{_short(t['status'])}" for r, t in tg.items()),
-            ])  # fmt: skip
-        out.append("")
-        out.append("== ops: median time per call (numba/numpy and auto/best: time ratios) ==")
-        out.append(
-            _table(
-                ["case", *BACKENDS, "numba/numpy", "auto/best", "GFLOP/s", "targets"],
-                rows,
-            )
-        )
-        statuses = [t["status"] for c in ops for t in c["targets"]]
-        out.append(
-            f"ops targets: {statuses.count('PASS')} PASS, {statuses.count('FAIL')} FAIL, "
-            f"{sum(s.startswith('n/a') for s in statuses)} n/a"
-        )
-    for regime, title in (
-        ("epoch", "epoch: 784-256-10 MLP, one epoch (vs numpy = vs the hand-written NumPy loop)"),
-        ("tiny", "tiny nets: time per full-batch training step (vs numpy = vs numpy backend)"),
-    ):
-        sel = [c for c in cases if c["regime"] == regime]
-        if not sel:
-            continue
-        rows = []
-        for c in sel:
-            s = c["seconds"]
-            ref = s.get("numpy-loop" if regime == "epoch" else "numpy")
-            for runner, st in c["status"].items():
-                t = s.get(runner)
-                tg = [x for x in c["targets"] if x["runner"] == runner]
-                rows.append([
-                    c["name"], runner, _fmt_time(t) if t else _short(st),
-                    _fmt_ratio(t / ref) if t and ref else "-",
-                    _fmt_ratio(t / s["torch"]) if t and s.get("torch") else "-",
-                    _fmt_ratio(t / s["gemm-floor"]) if t and s.get("gemm-floor") else "-",
-                    f"{c['flops'] / t / 1e9:.1f}" if t and c["flops"] and runner != "gemm-floor"
-                    else "-",
-                    "; ".join(
-                        f"{_short(x['status'])} {x['label']}"
-                        + (f" ({x['ratio']:.3g})" if x["ratio"] is not None else "")
-                        for x in tg
-                    ),
-                ])  # fmt: skip
-        out.append("")
-        out.append(f"== {title} ==")
-        out.append(
-            _table(
-                [
-                    "case",
-                    "runner",
-                    "time",
-                    "vs numpy",
-                    "vs torch",
-                    "vs floor",
-                    "GFLOP/s",
-                    "targets",
-                ],
-                rows,
-            )
-        )
-    return "\n".join(out)
 
 
 def _version(mod: str) -> str | None:
@@ -1002,47 +869,3 @@ def run(quick: bool = False, regimes=("ops", "epoch", "tiny"), log=print) -> dic
         "cases": [c.to_json() for c in cases],
     }
     return data
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fastnn bench",
-        description="Measure fastnn's backends side by side (ops, training epochs, tiny nets) "
-        "against a hand-written NumPy loop, PyTorch and the GEMM floor, in one process.",
-    )
-    parser.add_argument("--quick", action="store_true", help="a subset of shapes, shorter epochs")
-    parser.add_argument("--json", metavar="FILE", help="also write the raw numbers as JSON")
-    parser.add_argument("--html", metavar="DIR", help="also write DIR/index.html with plots")
-    parser.add_argument(
-        "--regimes",
-        default="ops,epoch,tiny",
-        help="comma-separated subset of: ops, epoch, tiny (default: all)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    args = parser.parse_args(argv)
-    regimes = tuple(r.strip() for r in args.regimes.split(",") if r.strip())
-    unknown = set(regimes) - {"ops", "epoch", "tiny"}
-    if unknown:
-        parser.error(f"unknown regime(s) {sorted(unknown)}; choose from ops, epoch, tiny")
-
-    def log(msg):
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    data = run(quick=args.quick, regimes=regimes, log=log)
-    print(format_report(data))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-        print(f"\nraw numbers: {args.json}")
-    if args.html:
-        from fastnn.report import write_html
-
-        path = write_html(data, args.html)
-        print(f"HTML report: {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
