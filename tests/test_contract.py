@@ -8,7 +8,6 @@ import inspect
 
 import numpy as np
 import pytest
-from test_ops_training import numba_pending
 
 import fastnn
 from fastnn.dispatch import CheckedOps
@@ -73,9 +72,7 @@ def test_staged_lists_extend_the_current_ones():
 
 
 @pytest.mark.parametrize("op", OP_NAMES)
-def test_backend_signatures(request, backend, op):
-    if op not in NEW_OPS:  # numba still has the old signatures; it inherits the new ops
-        numba_pending(request, backend)
+def test_backend_signatures(backend, op):
     cls = type(fastnn.get_ops(backend).impl)
     assert issubclass(cls, Ops)
     assert cls.name == backend
@@ -83,9 +80,8 @@ def test_backend_signatures(request, backend, op):
 
 
 @pytest.mark.parametrize("op", NEW_OPS)
-def test_backend_implements_new_ops(request, backend, op):
+def test_backend_implements_new_ops(backend, op):
     """A backend overrides each op declared (not yet abstract) in the contract."""
-    numba_pending(request, backend)
     cls = type(fastnn.get_ops(backend).impl)
     assert getattr(cls, op) is not getattr(Ops, op), f"{cls.__name__} lacks {op}"
 

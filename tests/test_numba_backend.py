@@ -417,7 +417,7 @@ def test_backend_kernels_share_config():
             continue  # options of the fused training loops are their own modules'
         assert d.targetoptions.get("error_model") == "numpy", name
         assert d.targetoptions.get("nogil") is True, name
-        reduction = name.endswith((".row_sum", ".gemm_nt", "._sum64"))
+        reduction = name.endswith((".row_sum", ".gemm_nt", "._sum64", ".abs_sum", ".square_sum"))
         expected = config.FASTMATH_REDUCE if reduction else config.FASTMATH
         assert d.targetoptions.get("fastmath") == expected, name
     # reassociation may cancel digits outside pure sums (b2 v + (1 - b2) g^2)
@@ -429,13 +429,15 @@ def test_backend_kernels_share_config():
 def test_float32_kernels_stay_float32(kernel):
     """No float64 arithmetic (``fpext``/``double`` ops) in float32 elementwise loops.
 
-    ``bias_activation`` is compiled for relu: the exponential of sigmoid and
-    softmax is evaluated in float64 on purpose (``mathfn.fast_exp``: one rounding).
+    ``bias_activation`` is compiled for relu and ``activation_backward`` for tanh (the
+    code a compile-time constant): the exponentials of sigmoid, softmax, elu, gelu,
+    softplus and silu are evaluated in float64 on purpose (``mathfn.fast_exp``: one
+    rounding).
     """
     from numba import njit
 
     from fastnn.kernels.numba import config, kernels
-    from fastnn.kernels.numba.codes import RELU
+    from fastnn.kernels.numba.codes import RELU, TANH
 
     # A private, uncached copy so the LLVM IR is available even when the cached
     # build was loaded from disk.
@@ -444,18 +446,25 @@ def test_float32_kernels_stay_float32(kernel):
         # the activation code a compile-time constant: only relu's loop remains
         epilogue = fn
 
-        def relu_epilogue(Z, b, act, Y):
-            epilogue(Z, b, RELU, Y)
+        def relu_epilogue(Z, b, act, Y, slope):
+            epilogue(Z, b, RELU, Y, slope)
 
         fn = njit(**dict(config.JIT, cache=False))(relu_epilogue)
+    if kernel == "activation_backward":
+        backward = fn
+
+        def tanh_backward(dY, Z, Y, act, dZ, db, slope):
+            backward(dY, Z, Y, TANH, dZ, db, slope)
+
+        fn = njit(**dict(config.JIT, cache=False))(tanh_backward)
     a2 = np.ones((3, 4), np.float32)
     a1 = np.ones(4, np.float32)
     one = np.float32(1)
     args = {
-        "bias_activation": (a2, a1, RELU, a2.copy()),
-        "activation_backward": (a2, a2, a2, 3, a2.copy(), a1.copy()),
+        "bias_activation": (a2, a1, RELU, a2.copy(), one),
+        "activation_backward": (a2, a2, a2, TANH, a2.copy(), a1.copy(), one),
         "adam_step": (a1, a1, a1.copy(), a1.copy(), *([one] * 6)),
-        "sgd_step": (a1, a1, a1.copy(), one, one),
+        "sgd_step": (a1, a1, a1.copy(), one, one, False),
         "normalize_rows": (a2.copy(),),
         "sigmoid_from_exp": (a2, a2.copy()),
     }[kernel]

@@ -29,7 +29,10 @@ such as the fused training loops, may):
   :func:`softmax_cross_entropy_from_exp`, :func:`neg_abs`,
   :func:`sigmoid_cross_entropy_from_exp`, :func:`categorical_crossentropy_from_log`
   -- the same around NumPy's ``exp``/``log1p``/``log``.
-* :func:`sgd_step`, :func:`adam_step` -- fused optimizer updates on flat arrays.
+* :func:`decay`, :func:`sgd_step`, :func:`adam_step`, :func:`adam_step_outside`,
+  :func:`rmsprop_step` -- fused optimizer updates on flat arrays.
+* :func:`abs_sum`, :func:`square_sum`, :func:`add_penalty_grad` -- the L1/L2 penalty;
+  :func:`dropout_mask` -- the counter-based dropout mask.
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ def softmax_row(z, y):
 
 
 @njit(**JIT)
-def activate(Z, act, Y):
-    """``Y = activation(Z)`` for activation code ``act``; ``Z, Y: (n, m)``.
+def activate(Z, act, Y, slope):
+    """``Y = activation(Z)`` for activation code ``act``; ``Z, Y: (n, m)``; ``slope``
+    is ``leaky_relu``'s negative slope in the dtype.
 
     ``Y`` may be ``Z`` itself (in place; softmax reads a row before writing it).
     """
@@ -88,18 +92,18 @@ def activate(Z, act, Y):
         if act == SOFTMAX:
             softmax_row(Z[i], Y[i])
             continue
-        scalar.act_forward(act, Z[i], Y[i], m)
+        scalar.act_forward(act, Z[i], Y[i], m, slope)
 
 
 @njit(**JIT)
-def bias_activation(Z, b, act, Y):
+def bias_activation(Z, b, act, Y, slope):
     """Epilogue of ``Z = X @ W``: ``Z += b`` in place, then ``Y = activation(Z)``."""
     add_bias(Z, b)
-    activate(Z, act, Y)
+    activate(Z, act, Y, slope)
 
 
 @njit(**JIT)
-def dense_forward_fused(X, W, b, act, Z, Y):
+def dense_forward_fused(X, W, b, act, Z, Y, slope):
     """Whole dense forward in one call (for small shapes, no BLAS call overhead).
 
     ``X: (n, in)``, ``W: (in, out)``, ``b: (out,)``; writes ``Z = X @ W + b`` and
@@ -110,7 +114,7 @@ def dense_forward_fused(X, W, b, act, Z, Y):
         for j in range(m):
             Z[i, j] = b[j]
     gemm_nn(X, W, Z, True)
-    activate(Z, act, Y)
+    activate(Z, act, Y, slope)
 
 
 @njit(**JIT)
@@ -172,7 +176,7 @@ def normalize_rows(E):
 
 
 @njit(**JIT)
-def activation_backward(dY, Z, Y, act, dZ, db):
+def activation_backward(dY, Z, Y, act, dZ, db, slope):
     """``dZ = activation'(Z) * dY`` and ``db = sum(dZ, axis=0)`` in one pass.
 
     Softmax uses the Jacobian-vector product ``dZ = Y * (dY - sum(dY * Y, axis=1))``.
@@ -194,7 +198,7 @@ def activation_backward(dY, Z, Y, act, dZ, db):
                 db[j] += d
         return
     for i in range(n):
-        scalar.act_backward(act, dY[i], Z[i], Y[i], dZ[i], m)
+        scalar.act_backward(act, dY[i], Z[i], Y[i], dZ[i], m, slope)
         for j in range(m):
             db[j] += dZ[i, j]
 
@@ -211,32 +215,46 @@ def column_sums(A, out):
 
 
 @njit(**JIT)
-def dense_backward_fused(dY, X, W, Z, Y, act, dZ, dX, dW, db):
+def dense_backward_fused(dY, X, W, Z, Y, act, dZ, dX, dW, db, slope, need_dX):
     """Whole dense backward in one call (for small shapes).
 
-    Writes ``dZ, db`` (:func:`activation_backward`), ``dX = dZ @ W.T: (n, in)`` and
-    ``dW = X.T @ dZ: (in, out)``.
+    Writes ``dZ, db`` (:func:`activation_backward`), ``dX = dZ @ W.T: (n, in)`` (only
+    if ``need_dX``) and ``dW = X.T @ dZ: (in, out)``.
     """
-    activation_backward(dY, Z, Y, act, dZ, db)
-    gemm_nt(dZ, W, dX)
+    activation_backward(dY, Z, Y, act, dZ, db, slope)
+    if need_dX:
+        gemm_nt(dZ, W, dX)
     gemm_tn(X, dZ, dW)
 
 
 # ---------------------------------------------------------------------------
-# losses: each writes the gradient and returns the value (float64)
+# losses: each writes the gradient and returns the value (float64).  ``w: (n,)``
+# holds row weights (Keras' sample_weight: row i's loss and gradient times w[i],
+# still divided by the unweighted count); an empty ``w`` means unweighted.
 # ---------------------------------------------------------------------------
 
 
+@njit(**JIT_INLINE)
+def row_weight(w, i, one):
+    """Row ``i``'s weight, ``one`` when ``w`` is empty (unweighted)."""
+    return w[i] if w.shape[0] > 0 else one
+
+
 @njit(**JIT)
-def mse(Y, T, dY):
+def mse(Y, T, dY, w):
     """``mean((Y - T)**2)`` over all elements; ``dY = 2 (Y - T) / size``."""
     n, k = Y.shape
     coef = Y.dtype.type(2.0 / (n * k))  # rounded once, as the trainers do
+    one = Y.dtype.type(1.0)
     total = 0.0
     for i in range(n):
+        wi = row_weight(w, i, one)
+        row = 0.0
         for j in range(k):
-            value, dY[i, j] = scalar.mse_term(Y[i, j], T[i, j], coef)
-            total += value
+            value, d = scalar.mse_term(Y[i, j], T[i, j], coef)
+            dY[i, j] = d * wi
+            row += value
+        total += row * wi
     return total / (n * k)
 
 
@@ -250,7 +268,19 @@ def _sum64(v):
 
 
 @njit(**JIT)
-def binary_crossentropy(Y, T, lo, hi, dY):
+def weigh_terms(terms, dY, w):
+    """Row weights applied after the fact: ``terms`` (float64, ``(n*k,)``) and ``dY``
+    row ``i`` times ``w[i]``."""
+    n, k = dY.shape
+    for i in range(n):
+        wi = w[i]
+        for j in range(k):
+            terms[i * k + j] *= wi
+            dY[i, j] *= wi
+
+
+@njit(**JIT)
+def binary_crossentropy(Y, T, lo, hi, dY, w):
     """Mean of ``-(T log P + (1-T) log(1-P))`` with ``P = clip(Y, lo, hi)``.
 
     ``lo = eps``, ``hi = 1 - eps`` in the arrays' dtype (:func:`~.scalar.bce_term`).
@@ -267,11 +297,13 @@ def binary_crossentropy(Y, T, lo, hi, dY):
     terms = np.empty(m)
     for i in range(m):
         terms[i], dYf[i] = scalar.bce_term(Yf[i], Tf[i], lo, hi, size)
+    if w.shape[0] > 0:
+        weigh_terms(terms, dY, w)
     return _sum64(terms) / m
 
 
 @njit(**JIT)
-def categorical_crossentropy(Y, T, lo, dY):
+def categorical_crossentropy(Y, T, lo, dY, w):
     """``-mean over rows of sum_j T log max(Y, lo)`` (:func:`~.scalar.cce_value`).
 
     Writes ``dY = -T / Y / n`` where ``Y >= lo``, else 0 (the clip is active).
@@ -279,8 +311,11 @@ def categorical_crossentropy(Y, T, lo, dY):
     n, k = Y.shape
     rows = Y.dtype.type(n)
     zero = Y.dtype.type(0.0)
+    one = Y.dtype.type(1.0)
     total = 0.0
     for i in range(n):
+        wi = row_weight(w, i, one)
+        row = 0.0
         for j in range(k):
             y = Y[i, j]
             t = T[i, j]
@@ -288,21 +323,26 @@ def categorical_crossentropy(Y, T, lo, dY):
             # One-hot targets are mostly 0: skip their log, unless p is inf/NaN,
             # where 0 * log(p) is NaN in the reference and must stay so.
             if t != zero or not np.isfinite(p):
-                total += scalar.cce_value(t, fast_log(p))
-            dY[i, j] = scalar.cce_grad(y, t, lo, rows)
+                row += scalar.cce_value(t, fast_log(p))
+            dY[i, j] = scalar.cce_grad(y, t, lo, rows) * wi
+        total += row * wi
     return total / n
 
 
 @njit(**JIT)
-def categorical_crossentropy_from_log(Y, T, lo, L, dY):
+def categorical_crossentropy_from_log(Y, T, lo, L, dY, w):
     """:func:`categorical_crossentropy` given ``L = log(max(Y, lo))`` (NumPy's SIMD log)."""
     n, k = Y.shape
     rows = Y.dtype.type(n)
+    one = Y.dtype.type(1.0)
     total = 0.0
     for i in range(n):
+        wi = row_weight(w, i, one)
+        row = 0.0
         for j in range(k):
-            total += scalar.cce_value(T[i, j], L[i, j])
-            dY[i, j] = scalar.cce_grad(Y[i, j], T[i, j], lo, rows)
+            row += scalar.cce_value(T[i, j], L[i, j])
+            dY[i, j] = scalar.cce_grad(Y[i, j], T[i, j], lo, rows) * wi
+        total += row * wi
     return total / n
 
 
@@ -324,8 +364,15 @@ def softmax_ce_row(z, label, rows, dz):
     return scalar.softmax_ce_value(s, z[label] - z_max)
 
 
+@njit(**JIT_INLINE)
+def scale_row(d, wi):
+    """``d *= wi`` for one row (a sample weight)."""
+    for j in range(d.shape[0]):
+        d[j] *= wi
+
+
 @njit(**JIT)
-def softmax_cross_entropy(Z, labels, dZ):
+def softmax_cross_entropy(Z, labels, dZ, w):
     """Fused softmax + cross-entropy on logits ``Z: (n, k)``, int64 ``labels: (n,)``.
 
     Returns ``mean_i(logsumexp(Z_i) - Z_i[labels_i])``; writes
@@ -333,23 +380,33 @@ def softmax_cross_entropy(Z, labels, dZ):
     """
     n = Z.shape[0]
     rows = Z.dtype.type(n)
+    weighted = w.shape[0] > 0
     total = 0.0
     for i in range(n):
-        total += softmax_ce_row(Z[i], labels[i], rows, dZ[i])
+        value = softmax_ce_row(Z[i], labels[i], rows, dZ[i])
+        if weighted:
+            scale_row(dZ[i], w[i])
+            value *= w[i]
+        total += value
     return total / n
 
 
 @njit(**JIT)
-def sigmoid_cross_entropy(Z, T, dZ):
+def sigmoid_cross_entropy(Z, T, dZ, w):
     """Fused sigmoid + binary cross-entropy on logits, mean over all elements
     (:func:`~.scalar.sigmoid_ce`); writes ``dZ = (sigmoid(Z) - T) / size``."""
     n, k = Z.shape
     size = Z.dtype.type(n * k)
+    one = Z.dtype.type(1.0)
     total = 0.0
     for i in range(n):
+        wi = row_weight(w, i, one)
+        row = 0.0
         for j in range(k):
-            value, dZ[i, j] = scalar.sigmoid_ce(Z[i, j], T[i, j], size)
-            total += value
+            value, d = scalar.sigmoid_ce(Z[i, j], T[i, j], size)
+            dZ[i, j] = d * wi
+            row += value
+        total += row * wi
     return total / (n * k)
 
 
@@ -367,20 +424,22 @@ def shift_rows_pick(Z, labels, S, picked):
 
 
 @njit(**JIT)
-def softmax_cross_entropy_from_exp(E, labels, picked):
+def softmax_cross_entropy_from_exp(E, labels, picked, w):
     """``E = exp(Z - rowmax)`` -> ``dZ`` in place; returns the mean loss.
 
     ``picked[i]`` is the shifted logit of row ``i``'s label (:func:`shift_rows_pick`).
     """
     n, k = E.shape
     rows = E.dtype.type(n)
+    one = E.dtype.type(1.0)
     total = 0.0
     for i in range(n):
+        wi = row_weight(w, i, one)
         s = row_sum(E, i)
-        total += scalar.softmax_ce_value(s, picked[i])
+        total += scalar.softmax_ce_value(s, picked[i]) * wi
         c = labels[i]
         for j in range(k):
-            E[i, j] = scalar.softmax_ce_grad(E[i, j], s, j == c, rows)
+            E[i, j] = scalar.softmax_ce_grad(E[i, j], s, j == c, rows) * wi
     return total / n
 
 
@@ -394,18 +453,23 @@ def neg_abs(Z, E):
 
 
 @njit(**JIT)
-def sigmoid_cross_entropy_from_exp(Z, T, E, L):
+def sigmoid_cross_entropy_from_exp(Z, T, E, L, w):
     """Sigmoid-CE from ``E = exp(-|Z|)`` and ``L = log1p(E)``; ``E`` becomes ``dZ``.
 
     Returns the mean of ``max(z, 0) - z t + L`` (see :func:`~.scalar.sigmoid_ce_term`).
     """
     n, k = Z.shape
     size = Z.dtype.type(n * k)
+    one = Z.dtype.type(1.0)
     total = 0.0
     for i in range(n):
+        wi = row_weight(w, i, one)
+        row = 0.0
         for j in range(k):
-            value, E[i, j] = scalar.sigmoid_ce_term(Z[i, j], T[i, j], E[i, j], L[i, j], size)
-            total += value
+            value, d = scalar.sigmoid_ce_term(Z[i, j], T[i, j], E[i, j], L[i, j], size)
+            E[i, j] = d * wi
+            row += value
+        total += row * wi
     return total / (n * k)
 
 
@@ -415,10 +479,25 @@ def sigmoid_cross_entropy_from_exp(Z, T, E, L):
 
 
 @njit(**JIT)
-def sgd_step(param, grad, velocity, lr, momentum):
-    """:func:`~.scalar.sgd_step` over 1-D arrays, in place."""
+def decay(param, lr_wd):
+    """Decoupled weight decay ``param -= (lr * wd) * param`` (``lr_wd`` formed by the
+    caller in the dtype); only called when ``wd != 0``."""
     for i in range(param.shape[0]):
-        param[i], velocity[i] = scalar.sgd_step(param[i], grad[i], velocity[i], lr, momentum)
+        param[i] -= lr_wd * param[i]
+
+
+@njit(**JIT)
+def sgd_step(param, grad, velocity, lr, momentum, nesterov):
+    """:func:`~.scalar.sgd_step` (or :func:`~.scalar.sgd_nesterov_step`) over 1-D
+    arrays, in place."""
+    if nesterov:
+        for i in range(param.shape[0]):
+            param[i], velocity[i] = scalar.sgd_nesterov_step(
+                param[i], grad[i], velocity[i], lr, momentum
+            )
+    else:
+        for i in range(param.shape[0]):
+            param[i], velocity[i] = scalar.sgd_step(param[i], grad[i], velocity[i], lr, momentum)
 
 
 @njit(**JIT)
@@ -432,3 +511,76 @@ def adam_step(param, grad, m, v, lr, beta1, beta2, eps, m_scale, v_scale):
         param[i], m[i], v[i] = scalar.adam_step(
             param[i], grad[i], m[i], v[i], lr, beta1, beta2, eps, m_scale, v_scale
         )
+
+
+@njit(**JIT)
+def adam_step_outside(param, grad, m, v, lr_t, beta1, beta2, eps):
+    """:func:`~.scalar.adam_step_outside` over 1-D arrays, in place (``lr_t`` the
+    bias-corrected step size of this update)."""
+    for i in range(param.shape[0]):
+        param[i], m[i], v[i] = scalar.adam_step_outside(
+            param[i], grad[i], m[i], v[i], lr_t, beta1, beta2, eps
+        )
+
+
+@njit(**JIT)
+def rmsprop_step(param, grad, ms, mom, lr, rho, momentum, eps):
+    """RMSprop (:func:`~.scalar.rmsprop_inc`) over 1-D arrays, in place: with
+    ``momentum > 0`` ``mom = momentum mom + inc; param -= mom``, else ``param -= inc``
+    (``mom`` untouched)."""
+    if momentum > param.dtype.type(0.0):
+        for i in range(param.shape[0]):
+            ms[i], inc = scalar.rmsprop_inc(grad[i], ms[i], lr, rho, eps)
+            mom[i] = scalar.flush(momentum * mom[i] + inc)
+            param[i] -= mom[i]
+    else:
+        for i in range(param.shape[0]):
+            ms[i], inc = scalar.rmsprop_inc(grad[i], ms[i], lr, rho, eps)
+            param[i] -= inc
+
+
+# ---------------------------------------------------------------------------
+# penalty and dropout
+# ---------------------------------------------------------------------------
+
+
+@njit(**JIT_REDUCE)
+def abs_sum(W):
+    """``sum |W|`` in float64 (1-D); reassociation lets the reduction vectorize."""
+    s = 0.0
+    for i in range(W.shape[0]):
+        s += abs(np.float64(W[i]))
+    return s
+
+
+@njit(**JIT_REDUCE)
+def square_sum(W):
+    """``sum W^2`` in float64 (1-D); reassociation lets the reduction vectorize."""
+    s = 0.0
+    for i in range(W.shape[0]):
+        x = np.float64(W[i])
+        s += x * x
+    return s
+
+
+@njit(**JIT)
+def add_penalty_grad(W, dW, c1, c2):
+    """``dW += c1 sign(W) + c2 W`` (1-D), each term only if its coefficient is nonzero;
+    ``c1, c2`` in the dtype (``sign(0) = 0``)."""
+    zero = W.dtype.type(0.0)
+    if c1 != zero:
+        for i in range(W.shape[0]):
+            dW[i] += c1 * np.sign(W[i])
+    if c2 != zero:
+        for i in range(W.shape[0]):
+            dW[i] += c2 * W[i]
+
+
+@njit(**JIT)
+def dropout_mask(M, seed, step, layer, threshold, scale):
+    """``M[i] = scale`` if element ``i`` is kept (:func:`~.scalar.dropout_kept`), else 0;
+    ``M`` 1-D (the flattened block), ``seed``/``threshold`` uint64."""
+    key = scalar.dropout_key(seed, step, layer)
+    zero = M.dtype.type(0.0)
+    for i in range(M.shape[0]):
+        M[i] = scale if scalar.dropout_kept(key, i, threshold) else zero

@@ -20,13 +20,31 @@ scalar), so the dispatch sits outside the loops.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .codes import BCE, MSE, RELU, SIGMOID, SIGMOID_CE, STEP, TANH
+from .codes import (
+    BCE,
+    ELU,
+    GELU,
+    LEAKY_RELU,
+    MSE,
+    RELU,
+    SIGMOID,
+    SIGMOID_CE,
+    SILU,
+    SOFTPLUS,
+    STEP,
+    TANH,
+)
 from .config import JIT_INLINE
 from .mathfn import fast_exp, fast_log, fast_log1p, log64
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # ------------------------------------------------------------------ dtype constants
 
@@ -121,13 +139,77 @@ def tanh_backward(dy, y):
 
 
 @njit(**JIT_INLINE)
-def act_forward(code, z, y, n):
+def leaky_relu(z, s):
+    """``z`` if ``z > 0`` else ``s z`` (NaN takes the second branch: ``s NaN`` is NaN)."""
+    return z if z > typed(0.0, z) else s * z
+
+
+@njit(**JIT_INLINE)
+def leaky_relu_grad(z, s):
+    """``1`` if ``z > 0`` else ``s`` (the left derivative at the kink)."""
+    return typed(1.0, z) if z > typed(0.0, z) else s
+
+
+@njit(**JIT_INLINE)
+def elu(z):
+    """``z`` if ``z > 0`` else ``expm1(z)`` (``expm1`` only of ``z <= 0`` or NaN)."""
+    return z if z > typed(0.0, z) else np.expm1(z)
+
+
+@njit(**JIT_INLINE)
+def elu_grad(z):
+    """``1`` if ``z > 0`` else ``exp(z)``."""
+    return typed(1.0, z) if z > typed(0.0, z) else typed(fast_exp(z), z)
+
+
+@njit(**JIT_INLINE)
+def gelu_cdf(z):
+    """``Phi(z) = 0.5 erfc(-z / sqrt(2))``: ``erfc`` keeps the tail for large negative
+    ``z``, where ``1 + erf`` would cancel."""
+    return typed(0.5, z) * math.erfc(-typed(_SQRT_HALF, z) * z)
+
+
+@njit(**JIT_INLINE)
+def gelu(z):
+    """Exact GELU ``z Phi(z)`` (Keras' ``approximate=False``)."""
+    return z * gelu_cdf(z)
+
+
+@njit(**JIT_INLINE)
+def gelu_grad(z):
+    """``Phi(z) + z phi(z)``, ``phi(z) = exp(-z^2/2) / sqrt(2 pi)``."""
+    pdf = typed(fast_exp(typed(-0.5, z) * z * z), z) * typed(_INV_SQRT_2PI, z)
+    return gelu_cdf(z) + z * pdf
+
+
+@njit(**JIT_INLINE)
+def softplus(z):
+    """``log(1 + e^z) = max(z, 0) + log1p(exp(-|z|))``: ``exp`` never overflows."""
+    return relu(z) + typed(fast_log1p(fast_exp(-abs(z))), z)
+
+
+@njit(**JIT_INLINE)
+def silu(z):
+    """``z sigmoid(z)``."""
+    return z * sigmoid(z)
+
+
+@njit(**JIT_INLINE)
+def silu_grad(z):
+    """``sg (1 + z (1 - sg))``, ``sg = sigmoid(z)``."""
+    sg = sigmoid(z)
+    return sg * (typed(1.0, z) + z * (typed(1.0, z) - sg))
+
+
+@njit(**JIT_INLINE)
+def act_forward(code, z, y, n, slope):
     """``y[i] = activation(z[i])`` for ``i < n`` (1-D arrays; ``y`` may be ``z``).
 
     The one dispatch on activation codes in the forward pass: each branch is a
     whole loop, so the loop vectorizes (a branch inside the loop would not be
     hoisted reliably).  Softmax is a row operation, left to the caller
     (:func:`nan_max`, :func:`softmax_numerator`): here it copies like linear.
+    ``slope``: ``leaky_relu``'s negative slope, in the dtype.
     """
     if code == SIGMOID:
         for i in range(n):
@@ -141,21 +223,114 @@ def act_forward(code, z, y, n):
     elif code == STEP:
         for i in range(n):
             y[i] = step(z[i])
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            y[i] = leaky_relu(z[i], slope)
+    elif code == ELU:
+        for i in range(n):
+            y[i] = elu(z[i])
+    elif code == GELU:
+        for i in range(n):
+            y[i] = gelu(z[i])
+    elif code == SOFTPLUS:
+        for i in range(n):
+            y[i] = softplus(z[i])
+    elif code == SILU:
+        for i in range(n):
+            y[i] = silu(z[i])
     else:  # linear (and softmax before its row normalization)
         for i in range(n):
             y[i] = z[i]
 
 
 @njit(**JIT_INLINE)
-def act_backward(code, dy, z, y, dz, n):
+def act_grad(code, z, y, slope):
+    """``activation'(z)`` of one element given ``y = activation(z)`` (elementwise
+    activations; the trainers' forward stores it for the backward pass)."""
+    one = typed(1.0, z)
+    if code == SIGMOID:
+        return y * (one - y)
+    if code == RELU:
+        return one if z > typed(0.0, z) else typed(0.0, z)
+    if code == TANH:
+        return one - y * y
+    if code == LEAKY_RELU:
+        return leaky_relu_grad(z, slope)
+    if code == ELU:
+        return elu_grad(z)
+    if code == GELU:
+        return gelu_grad(z)
+    if code == SOFTPLUS:
+        return sigmoid(z)
+    if code == SILU:
+        return silu_grad(z)
+    return one  # linear
+
+
+@njit(**JIT_INLINE)
+def act_forward_grad(code, z, y, d, n, slope):
+    """``y[i] = activation(z[i])`` and ``d[i] = activation'(z[i])`` for ``i < n``
+    (elementwise activations; ``y`` may be ``z``).  For the fused trainers' layers
+    whose derivative needs ``z`` or whose output is dropped: the forward keeps ``d``
+    and the backward multiplies by it (branches outside the loops, as above)."""
+    if code == SIGMOID:
+        for i in range(n):
+            zi = z[i]
+            yi = sigmoid(zi)
+            y[i] = yi
+            d[i] = act_grad(SIGMOID, zi, yi, slope)
+    elif code == TANH:
+        for i in range(n):
+            yi = np.tanh(z[i])
+            y[i] = yi
+            d[i] = act_grad(TANH, yi, yi, slope)
+    elif code == RELU:
+        for i in range(n):
+            zi = z[i]
+            d[i] = act_grad(RELU, zi, zi, slope)
+            y[i] = relu(zi)
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            zi = z[i]
+            d[i] = leaky_relu_grad(zi, slope)
+            y[i] = leaky_relu(zi, slope)
+    elif code == ELU:
+        for i in range(n):
+            zi = z[i]
+            d[i] = elu_grad(zi)
+            y[i] = elu(zi)
+    elif code == GELU:
+        for i in range(n):
+            zi = z[i]
+            d[i] = gelu_grad(zi)
+            y[i] = gelu(zi)
+    elif code == SOFTPLUS:
+        for i in range(n):
+            zi = z[i]
+            d[i] = sigmoid(zi)
+            y[i] = softplus(zi)
+    elif code == SILU:
+        for i in range(n):
+            zi = z[i]
+            d[i] = silu_grad(zi)
+            y[i] = silu(zi)
+    else:  # linear
+        for i in range(n):
+            d[i] = typed(1.0, z[i])
+            y[i] = z[i]
+
+
+@njit(**JIT_INLINE)
+def act_backward(code, dy, z, y, dz, n, slope):
     """``dz[i] = activation'(z[i]) dy[i]`` for ``i < n`` given ``y = activation(z)``
     (1-D arrays; ``dz`` may be ``dy``).  The one dispatch on activation codes in the
     backward pass (branches outside the loops, as in :func:`act_forward`).
 
     Softmax needs its row (:func:`softmax_backward`); step has no derivative
     (callers raise before).  The fused trainers keep only ``Y`` and pass it as
-    ``z`` too: exact for every activation here (see :func:`relu_backward`); an
-    activation whose derivative reads ``z`` otherwise needs them to keep ``Z``.
+    ``z`` too for linear, sigmoid, relu, tanh and ``leaky_relu`` with ``slope >= 0``
+    (``y > 0`` exactly where ``z > 0``); the others need ``z``
+    (:func:`act_forward_grad` keeps their derivative instead).
     """
     if code == SIGMOID:
         for i in range(n):
@@ -166,6 +341,21 @@ def act_backward(code, dy, z, y, dz, n):
     elif code == TANH:
         for i in range(n):
             dz[i] = tanh_backward(dy[i], y[i])
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            dz[i] = dy[i] * leaky_relu_grad(z[i], slope)
+    elif code == ELU:
+        for i in range(n):
+            dz[i] = dy[i] * elu_grad(z[i])
+    elif code == GELU:
+        for i in range(n):
+            dz[i] = dy[i] * gelu_grad(z[i])
+    elif code == SOFTPLUS:
+        for i in range(n):
+            dz[i] = dy[i] * sigmoid(z[i])
+    elif code == SILU:
+        for i in range(n):
+            dz[i] = dy[i] * silu_grad(z[i])
     else:  # linear
         for i in range(n):
             dz[i] = dy[i]
@@ -344,3 +534,71 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, m_scale, v_scale):
     m = flush(beta1 * m + (one - beta1) * g)
     v = flush(beta2 * v + (one - beta2) * (g * g))
     return p - lr * (m * m_scale) / (np.sqrt(v * v_scale) + eps), m, v
+
+
+@njit(**JIT_INLINE)
+def sgd_nesterov_step(p, g, v, lr, momentum):
+    """SGD with Nesterov momentum on one parameter: returns the new ``(p, v)``:
+    ``v = momentum v - lr g``, ``p += momentum v - lr g`` (the contract's order)."""
+    v = flush(momentum * v - lr * g)
+    return p + (momentum * v - lr * g), v
+
+
+@njit(**JIT_INLINE)
+def adam_step_outside(p, g, m, v, lr_t, beta1, beta2, eps):
+    """Adam with ``eps`` outside the bias correction (scikit-learn's / Keras 3's form):
+    ``p -= lr_t m / (sqrt(v) + eps)`` with ``lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)``
+    given by the caller; returns the new ``(p, m, v)``."""
+    one = typed(1.0, p)
+    m = flush(beta1 * m + (one - beta1) * g)
+    v = flush(beta2 * v + (one - beta2) * (g * g))
+    return p - lr_t * m / (np.sqrt(v) + eps), m, v
+
+
+@njit(**JIT_INLINE)
+def rmsprop_inc(g, ms, lr, rho, eps):
+    """RMSprop (Keras 3 form, ``eps`` inside the root): returns the new ``ms`` and the
+    step ``inc = lr g / sqrt(ms + eps)``."""
+    ms = flush(rho * ms + (typed(1.0, g) - rho) * (g * g))
+    return ms, lr * g / np.sqrt(ms + eps)
+
+
+# -------------------------------------------------------------------------- dropout
+# splitmix64 in uint64 arithmetic.  Every operand is a uint64: Numba promotes a
+# uint64 combined with a signed integer to float64, which would silently lose bits.
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
+@njit(**JIT_INLINE)
+def mix64(x):
+    """splitmix64's finalizer on a uint64 (the contract's ``mix64``; wraps mod 2^64)."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+@njit(**JIT_INLINE)
+def dropout_key(seed, step, layer):
+    """The contract's ``dropout_key``: ``seed`` a uint64, ``step``/``layer`` integers >= 0."""
+    key = mix64(seed + _GAMMA) ^ np.uint64(step)
+    key = mix64(key) ^ np.uint64(layer)
+    return mix64(key)
+
+
+def keep_threshold(rate):
+    """``ceil(rate 2^53)``: element kept iff ``(h >> 11) >= threshold`` -- exactly the
+    contract's ``(h >> 11) 2^-53 >= rate`` (``h >> 11 < 2^53`` and ``rate 2^53`` are exact
+    in float64), compared as integers (Python side: a uint64 for the kernels)."""
+    return np.uint64(math.ceil(float(rate) * 2.0**53))
+
+
+@njit(**JIT_INLINE)
+def dropout_kept(key, index, threshold):
+    """Whether element ``index`` (``i * width + c``, an integer >= 0) is kept, given the
+    layer's ``key`` (:func:`dropout_key`) and ``threshold`` (:func:`keep_threshold`)."""
+    h = mix64(key + (np.uint64(index) + np.uint64(1)) * _GAMMA)
+    return (h >> _S11) >= threshold

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..contract import Ops, StepBackwardError
+from ..contract import LEAKY_RELU_SLOPE, MASK64, Ops, StepBackwardError, batch_bounds
 from .blas import SerialBlas, numpy_gemm_address, parallel_threads
 from .codes import ACTIVATION_CODES, HEAD_CODES, LINEAR, MSE, OPTIMIZER_CODES, RELU, SGD
 from .layout import (
@@ -32,6 +32,7 @@ from .layout import (
     flatten,
     unflatten,
 )
+from .scalar import keep_threshold
 from .train_gemm import train_gemm, train_gemm_par
 from .train_small import train_small
 
@@ -59,7 +60,9 @@ def compile_trainers(dtype) -> None:
     ``train_batches`` picks a loop by the net's widths and the thread count, so a
     warm-up through it compiles only the loops of that machine's current setting;
     this runs each of them once on a tiny problem (``train_gemm_par`` with two
-    slices, which also runs on one thread) so no later call compiles.
+    slices, which also runs on one thread) so no later call compiles.  Options
+    travel as arrays of fixed types (:func:`options`), so these builds serve every
+    option combination.
     """
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(0)
@@ -71,13 +74,93 @@ def compile_trainers(dtype) -> None:
     P = rng.standard_normal(3 * 4 + 4 + 4 * 2 + 2).astype(dtype) * dtype.type(0.1)
     S = np.zeros((1, P.size), dtype)
     C = constants(dtype, (0.01, 0.0))
-    args = (P, S, dims, acts, X, T, DUMMY_LABELS, order, 2, MSE, SGD, C, 0, np.zeros((2, 2)))
+    opts = options(dtype, ["relu", "linear"], 4, None, {})
+    args = (P, S, dims, acts, X, T, DUMMY_LABELS, order, 2, MSE, SGD, C, 0, np.zeros((2, 2)), opts)
     train_small(*args)
     fn = numpy_gemm_address(dtype)
     train_gemm(*args, fn)
     if fn:
         with SerialBlas():
             train_gemm_par(*args, fn, 2)
+
+
+#: Activations whose derivative the fused loops cannot take from ``Y`` alone: their
+#: forward keeps ``activation'(Z)`` (mode 1), as every dropped layer does.
+_KEEP_GRAD = frozenset(("elu", "gelu", "softplus", "silu"))
+
+
+def _readonly(A, dtype):
+    """``A`` as a contiguous read-only array of ``dtype`` (a view when it already is one):
+    every call passes the same array type, so one compiled specialization serves all."""
+    A = np.ascontiguousarray(A, dtype).view()
+    A.flags.writeable = False
+    return A
+
+
+def _empty(dtype):
+    return cached(("empty", np.dtype(dtype)), lambda: np.zeros(0, dtype))
+
+
+def options(dtype, activations, m, epoch_size, kw):
+    """The ``opts`` tuple of the compiled loops for one ``train_batches`` call, or None
+    when a combination is not fused (dropout on a softmax layer: the default
+    composition serves it).  ``kw`` holds the call's keyword options (absent = default).
+
+    ``(epoch_size, lrs, lopt, modes, thresholds, train, sample_weight, seed,
+    penalty_per_row, lowest, plain)``: ``lopt[l] = (l1, l2, dropout rate, negative
+    slope)`` float64; ``modes[l] = 1`` where the forward keeps the derivative
+    (dropout, or an activation in :data:`_KEEP_GRAD`, or a negative ``leaky_relu`` slope);
+    ``thresholds[l]`` the dropout keep threshold; ``train`` one flag per parameter;
+    ``lowest`` the lowest layer backpropagated into; ``plain``: every parameter
+    trains and none is penalized.  Empty ``lrs`` / ``sample_weight``: not given.
+    """
+    L = len(activations)
+    penalties = kw.get("penalties") or [None] * L
+    rates = kw.get("dropout") or [None] * L
+    slopes = kw.get("negative_slopes") or [None] * L
+    trainable = kw.get("trainable")
+    train = (True,) * (2 * L) if trainable is None else tuple(bool(f) for f in trainable)
+    pens = tuple((0.0, 0.0) if p is None else (float(p[0]), float(p[1])) for p in penalties)
+    rates = tuple(float(r or 0.0) if l < L - 1 else 0.0 for l, r in enumerate(rates))
+    slopes = tuple(LEAKY_RELU_SLOPE if sl is None else float(sl) for sl in slopes)
+    if any(r > 0 and a == "softmax" for r, a in zip(rates, activations)):
+        return None
+    key = (*activations, pens, rates, slopes, train)
+    lopt = cached(
+        ("lopt", *key),
+        lambda: np.array([(*p, r, sl) for p, r, sl in zip(pens, rates, slopes)], np.float64),
+    )
+    modes = cached(
+        ("modes", *key),
+        lambda: np.array(
+            [
+                int(r > 0 or a in _KEEP_GRAD or (a == "leaky_relu" and sl < 0))
+                for a, r, sl in zip(activations, rates, slopes)
+            ],
+            np.int64,
+        ),  # fmt: skip
+    )
+    thresholds = cached(
+        ("thresholds", *key), lambda: np.array([keep_threshold(r) for r in rates], np.uint64)
+    )
+    train_flags = cached(("train", *key), lambda: np.array(train, np.int64))
+    trains = [train[2 * l] or train[2 * l + 1] for l in range(L)]
+    lowest = trains.index(True) if any(trains) else L
+    lrs = kw.get("lrs")
+    sample_weight = kw.get("sample_weight")
+    return (
+        m if epoch_size is None else int(epoch_size),
+        _empty(dtype) if lrs is None else _readonly(lrs, dtype),
+        lopt,
+        modes,
+        thresholds,
+        train_flags,
+        _empty(dtype) if sample_weight is None else _readonly(sample_weight, dtype),
+        np.uint64(int(kw.get("seed") or 0) & MASK64),
+        bool(kw.get("penalty_per_row")),
+        lowest,
+        all(train) and not any(l1 or l2 for l1, l2 in pens),
+    )
 
 
 def _run(args, dims, dtype) -> None:
@@ -102,24 +185,34 @@ class TrainMixin:
     """
 
     def train_batches(
-        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step
-    ):
+        self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step,
+        *, penalties=None, penalty_per_row=False, trainable=None, lrs=None, epoch_size=None,
+        dropout=None, seed=0, sample_weight=None, negative_slopes=None,
+    ):  # fmt: skip
         """The contract's ``train_batches``, fused and compiled (same arguments, same numbers).
 
         See :meth:`fastnn.kernels.contract.Ops.train_batches`.  ``Ws[l]: (in_l, out_l)``,
         ``bs[l]: (out_l,)`` and the optimizer state are updated in place; returns
-        ``(losses, correct)`` float64 arrays of shape ``(n_batches,)``.
+        ``(losses, correct)`` float64 arrays of shape ``(n_batches,)``.  Every option is
+        fused; a hidden softmax layer with dropout runs the contract's composition of
+        this backend's ops.
         """
         L = len(Ws)
-        n_batches = -(-len(order) // batch_size)
-        if L == 0 or n_batches == 0:
+        kw = dict(
+            penalties=penalties, penalty_per_row=penalty_per_row, trainable=trainable, lrs=lrs,
+            epoch_size=epoch_size, dropout=dropout, seed=seed, sample_weight=sample_weight,
+            negative_slopes=negative_slopes,
+        )  # fmt: skip
+        n_batches = len(batch_bounds(len(order), batch_size, epoch_size)) if len(order) else 0
+        dtype = X.dtype
+        opts = options(dtype, activations, len(order), epoch_size, kw) if L else None
+        if opts is None or n_batches == 0:
             return Ops.train_batches(
                 self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state,
-                hyper, step,
+                hyper, step, **{k: v for k, v in kw.items() if v is not None},
             )  # fmt: skip
         if "step" in activations:
             raise StepBackwardError()
-        dtype = X.dtype
         acts = cached(
             ("acts", *activations),
             lambda: np.array([ACTIVATION_CODES[a] for a in activations], np.int64),
@@ -136,7 +229,7 @@ class TrainMixin:
         C = cached(("C", dtype, *hyper), lambda: constants(dtype, hyper))
         args = (
             P, S, dims, acts, X, T, labels, np.asarray(order, np.int64), batch_size,
-            HEAD_CODES[head], OPTIMIZER_CODES[optimizer], C, step, out,
+            HEAD_CODES[head], OPTIMIZER_CODES[optimizer], C, step, out, opts,
         )  # fmt: skip
         _run(args, dims, dtype)
         unflatten(P, S, params, state)

@@ -26,7 +26,18 @@ from numba import njit
 from . import scalar
 from .codes import CCE, LINEAR, SIGMOID_CE, SOFTMAX, SOFTMAX_CE
 from .config import JIT, JIT_INLINE, JIT_REDUCE
-from .layout import C_PROB_HI, C_PROB_LO, C_ZERO, bias_corrections, offsets, update_range
+from .kernels import abs_sum, square_sum
+from .layout import (
+    C_PROB_HI,
+    C_PROB_LO,
+    C_ZERO,
+    batch_bounds,
+    batch_lr,
+    bias_corrections,
+    offsets,
+    penalize_range,
+    update_range,
+)
 
 
 @njit(**JIT_REDUCE)
@@ -72,11 +83,14 @@ def same_rows(order, start, prev, n, prev_n):
 
 
 @njit(**JIT_INLINE)
-def gather_columns(X, T, labels, order, start, n, A, Tb, lab, float_head):
+def gather_columns(X, T, labels, order, start, n, A, Tb, lab, float_head, sw, wb):
     """Batch ``order[start : start + n]`` transposed into ``A[:n_in, :n]`` (features x
-    samples), its targets into ``Tb: (k, n)`` or its labels into ``lab``."""
+    samples), its targets into ``Tb: (k, n)`` or its labels into ``lab``, its sample
+    weights (if ``sw`` is not empty) into ``wb``."""
     for i in range(n):
         row = order[start + i]
+        if sw.shape[0] > 0:
+            wb[i] = sw[row]
         for f in range(X.shape[1]):
             A[f, i] = X[row, f]
         if float_head:
@@ -106,8 +120,23 @@ def softmax_columns(A, row, width, n, col_max, col_sum):
 
 
 @njit(**JIT_INLINE)
-def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
-    """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation."""
+def dropout_columns(A, Dg, z, c, width, n, rate, key, threshold):
+    """Dropout on unit ``c`` (row ``z`` of ``A`` and ``Dg``) for the ``n`` samples: element
+    ``i * width + c`` of the batch's ``(n, width)`` output, as the contract indexes it."""
+    zero = A.dtype.type(0.0)
+    scale = scalar.typed(1.0 / (1.0 - rate), zero)
+    for i in range(n):
+        m = scale if scalar.dropout_kept(key, i * width + c, threshold) else zero
+        A[z, i] *= m
+        Dg[z, i] *= m
+
+
+@njit(**JIT_INLINE)
+def forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n, opts, t):
+    """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation;
+    layers in mode 1 (:func:`~.layout.options`) keep their derivative in ``Dg`` and
+    apply dropout."""
+    lopt, modes, thresholds, seed = opts[2], opts[3], opts[4], opts[7]
     zero = A.dtype.type(0.0)
     for l in range(dims.shape[0] - 1):
         # Indices as local scalars: read from arrays inside the loops, they would be
@@ -116,6 +145,10 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
         x_row, z_row = first[l], first[l + 1]
         w_l, b_l = w_at[l], b_at[l]
         act = acts[l]
+        mode = modes[l]
+        slope = scalar.typed(lopt[l, 3], zero)
+        rate = lopt[l, 2]
+        key = scalar.dropout_key(seed, t, l) if rate > 0.0 else seed
         for c in range(d_out):
             z = z_row + c
             for i in range(n):
@@ -128,15 +161,21 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
             b = P[b_l + c]
             for i in range(n):
                 A[z, i] += b
-            scalar.act_forward(act, A[z], A[z], n)
+            if mode == 0:
+                scalar.act_forward(act, A[z], A[z], n, slope)
+            else:
+                scalar.act_forward_grad(act, A[z], A[z], Dg[z], n, slope)
+                if rate > 0.0:
+                    dropout_columns(A, Dg, z, c, d_out, n, rate, key, thresholds[l])
         if act == SOFTMAX:
             softmax_columns(A, z_row, d_out, n, col_max, col_sum)
 
 
 @njit(**JIT_INLINE)
-def softmax_ce_columns(A, dA, lab, row, k, n, rows):
+def softmax_ce_columns(A, dA, lab, row, k, n, rows, weighted, wb):
     """Softmax cross-entropy head on logits ``A[row : row + k, :n]``: ``dL/dZ`` into
-    ``dA``'s same rows; returns ``(mean loss, correct)``."""
+    ``dA``'s same rows (times the sample weights ``wb`` if ``weighted``); returns
+    ``(mean loss, correct)``."""
     loss = 0.0
     correct = 0
     for i in range(n):
@@ -149,18 +188,23 @@ def softmax_ce_columns(A, dA, lab, row, k, n, rows):
             dA[c, i] = e
             s += e
         label = lab[i]
-        loss += scalar.softmax_ce_value(s, A[row + label, i] - z_max)
+        value = scalar.softmax_ce_value(s, A[row + label, i] - z_max)
         best = 0
         for c in range(k):
             dA[row + c, i] = scalar.softmax_ce_grad(dA[row + c, i], s, c == label, rows)
             if scalar.argmax_takes(A[row + best, i], A[row + c, i]):
                 best = c
+        if weighted:
+            for c in range(k):
+                dA[row + c, i] *= wb[i]
+            value *= wb[i]
+        loss += value
         correct += best == label
     return loss / n, correct
 
 
 @njit(**JIT_INLINE)
-def float_head_columns(A, dA, Tb, row, k, n, head, C, terms):
+def float_head_columns(A, dA, Tb, row, k, n, head, C, terms, weighted, wb):
     """Float-target heads on outputs ``A[row : row + k, :n]`` against ``Tb``: ``dL/dY``
     into ``dA``'s same rows; returns ``(mean loss, correct)``.  The float64 loss
     terms of a row go to ``terms`` and are summed after: a running float64 sum
@@ -174,6 +218,10 @@ def float_head_columns(A, dA, Tb, row, k, n, head, C, terms):
     loss = 0.0
     for c in range(k):
         scalar.float_head(head, A[row + c], Tb[c], dA[row + c], terms, n, lo, hi, coef, size, rows)
+        if weighted:  # sample weights scale each sample's terms and gradient
+            for i in range(n):
+                terms[i] *= wb[i]
+                dA[row + c, i] *= wb[i]
         loss += sum64_prefix(terms, n)
     correct = 0
     for i in range(n):
@@ -191,15 +239,21 @@ def float_head_columns(A, dA, Tb, row, k, n, head, C, terms):
 
 
 @njit(**JIT_INLINE)
-def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n):
+def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, Dg, col_sum, n, opts):
     """From ``dL/dY`` of the last layer (in ``dA``): each layer's ``dZ`` in place, its
-    gradients into ``G`` (:func:`layer_grads`), then ``dL/dA_l`` below it."""
+    gradients into ``G`` (:func:`layer_grads`), then ``dL/dA_l`` below it, down to
+    layer ``lowest``."""
+    lopt, modes, lowest = opts[2], opts[3], opts[9]
     zero = A.dtype.type(0.0)
-    for l in range(dims.shape[0] - 2, -1, -1):
+    for l in range(dims.shape[0] - 2, lowest - 1, -1):
         d_in, d_out = dims[l], dims[l + 1]
         x_row, z_row = first[l], first[l + 1]
         act = acts[l]
-        if act == SOFTMAX:  # dZ = Y (dY - s), s = sum_c dY_c Y_c per sample (column)
+        if modes[l] != 0:  # the derivative (and dropout mask) kept by the forward pass
+            for c in range(z_row, z_row + d_out):
+                for i in range(n):
+                    dA[c, i] *= Dg[c, i]
+        elif act == SOFTMAX:  # dZ = Y (dY - s), s = sum_c dY_c Y_c per sample (column)
             for i in range(n):
                 col_sum[i] = zero
             for c in range(z_row, z_row + d_out):
@@ -209,10 +263,11 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n):
                 for i in range(n):
                     dA[c, i] = scalar.softmax_backward(dA[c, i], A[c, i], col_sum[i])
         elif act != LINEAR:  # only Y is kept: see scalar.act_backward
+            slope = scalar.typed(lopt[l, 3], zero)
             for c in range(z_row, z_row + d_out):
-                scalar.act_backward(act, dA[c], A[c], A[c], dA[c], n)
+                scalar.act_backward(act, dA[c], A[c], A[c], dA[c], n, slope)
         layer_grads(A, dA, G, x_row, z_row, d_in, d_out, w_at[l], b_at[l], n)
-        if l > 0:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
+        if l > lowest:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
             w_l = w_at[l]
             for f in range(d_in):
                 x = x_row + f
@@ -225,16 +280,44 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n):
                         dA[x, i] += w * dA[z, i]
 
 
+@njit(**JIT_INLINE)
+def update_params(P, G, S, dims, w_at, b_at, total, opt, C, lr, a, b, opts, n):
+    """Penalties and the optimizer step of every trainable parameter; returns the
+    penalty value (float64).  Without penalties or frozen parameters, one pass."""
+    lopt, train, per_row, lowest, plain = opts[2], opts[5], opts[8], opts[9], opts[10]
+    if plain:
+        update_range(P, G, S, opt, C, 0, total, lr, a, b)
+        return 0.0
+    zero = C[C_ZERO]
+    scale = 1.0 / n if per_row else 1.0
+    value = 0.0
+    for l in range(lowest, dims.shape[0] - 1):
+        w0, w1 = w_at[l], w_at[l] + dims[l] * dims[l + 1]
+        if train[2 * l]:
+            l1, l2 = lopt[l, 0], lopt[l, 1]
+            if l1 != 0.0:
+                value += scale * l1 * abs_sum(P[w0:w1])
+            if l2 != 0.0:
+                value += scale * l2 * square_sum(P[w0:w1])
+            c1 = scalar.typed(scale * l1, zero)
+            c2 = scalar.typed(2.0 * scale * l2, zero)
+            penalize_range(P, G, w0, w1, c1, c2, zero)
+            update_range(P, G, S, opt, C, w0, w1, lr, a, b)
+        if train[2 * l + 1]:
+            update_range(P, G, S, opt, C, b_at[l], b_at[l] + dims[l + 1], lr, a, b)
+    return value
+
+
 # -------------------------------------------------------------------------- the loop
 
 
 @njit(**JIT)
-def train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out):
+def train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, opts):
     """Batch-minor training loop (same arguments as :func:`~.train_gemm.train_gemm`
     without ``fn``).  The phases are inlined here (see the module docstring)."""
+    epoch_size, lrs, modes, sw = opts[0], opts[1], opts[3], opts[6]
     L = dims.shape[0] - 1
-    m = order.shape[0]
-    bsz = min(batch_size, m)
+    bsz = min(batch_size, epoch_size)
     w_at, b_at, total = offsets(dims)
     G = np.empty(total, P.dtype)
     first = np.empty(L + 1, np.int64)  # layer l's input: rows first[l] .. of A and dA
@@ -244,31 +327,38 @@ def train_small(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C,
         height += dims[l]
     A = np.empty((height, bsz), P.dtype)
     dA = np.empty((height, bsz), P.dtype)
+    Dg = np.empty((height if np.any(modes != 0) else 0, bsz), P.dtype)
     k = dims[L]
     float_head = head != SOFTMAX_CE
     Tb = np.empty((k, bsz) if float_head else (1, 1), P.dtype)
     lab = np.empty(bsz, np.int64)
+    weighted = sw.shape[0] > 0
+    wb = np.empty(bsz, P.dtype)
     col_max = np.empty(bsz, P.dtype)  # per-sample (column) scratch
     col_sum = np.empty(bsz, P.dtype)
     terms = np.empty(bsz)
     prev = -1  # start of the previous batch in ``order``
     prev_n = 0
     for j in range(out.shape[1]):
-        start = j * batch_size
-        n = min(batch_size, m - start)
+        start, n = batch_bounds(j, batch_size, epoch_size)
+        t = step + j + 1
         # A batch of the same rows as the previous one (full-batch training without
         # shuffling, as the tutorials do) leaves A[:n_in] and the targets as they are.
         if not same_rows(order, start, prev, n, prev_n):
-            gather_columns(X, T, labels, order, start, n, A, Tb, lab, float_head)
+            gather_columns(X, T, labels, order, start, n, A, Tb, lab, float_head, sw, wb)
         prev, prev_n = start, n
-        forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n)
+        forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n, opts, t)
         if float_head:
-            loss, correct = float_head_columns(A, dA, Tb, first[L], k, n, head, C, terms)
+            loss, correct = float_head_columns(
+                A, dA, Tb, first[L], k, n, head, C, terms, weighted, wb
+            )
         else:
             rows = scalar.typed(n, C[C_ZERO])
-            loss, correct = softmax_ce_columns(A, dA, lab, first[L], k, n, rows)
-        out[0, j] = loss
+            loss, correct = softmax_ce_columns(A, dA, lab, first[L], k, n, rows, weighted, wb)
         out[1, j] = correct
-        backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n)
-        m_scale, v_scale = bias_corrections(opt, C, step + j + 1)
-        update_range(P, G, S, opt, C, 0, total, m_scale, v_scale)
+        backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, Dg, col_sum, n, opts)
+        lr = batch_lr(C, lrs, j)
+        a, b = bias_corrections(opt, C, t, lr)
+        out[0, j] = loss + update_params(
+            P, G, S, dims, w_at, b_at, total, opt, C, lr, a, b, opts, n
+        )
