@@ -88,7 +88,7 @@ def activate(Z, act, Y):
         if act == SOFTMAX:
             softmax_row(Z[i], Y[i])
             continue
-        scalar.act_forward(act, Z[i], Y[i], m)
+        scalar.act_forward(act, Z, Y, i, m)
 
 
 @njit(**JIT)
@@ -194,7 +194,7 @@ def activation_backward(dY, Z, Y, act, dZ, db):
                 db[j] += d
         return
     for i in range(n):
-        scalar.act_backward(act, dY[i], Z[i], Y[i], dZ[i], m)
+        scalar.act_backward(act, dY, Z, Y, dZ, i, m)
         for j in range(m):
             db[j] += dZ[i, j]
 

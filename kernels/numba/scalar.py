@@ -121,8 +121,9 @@ def tanh_backward(dy, y):
 
 
 @njit(**JIT_INLINE)
-def act_forward(code, z, y, n):
-    """``y[i] = activation(z[i])`` for ``i < n`` (1-D arrays; ``y`` may be ``z``).
+def act_forward(code, Z, Y, r, n):
+    """``Y[r, i] = activation(Z[r, i])`` for ``i < n`` (row ``r`` of 2-D arrays, addressed
+    by index so no view is created; ``Y`` may be ``Z``).
 
     The one dispatch on activation codes in the forward pass: each branch is a
     whole loop, so the loop vectorizes (a branch inside the loop would not be
@@ -131,44 +132,44 @@ def act_forward(code, z, y, n):
     """
     if code == SIGMOID:
         for i in range(n):
-            y[i] = sigmoid(z[i])
+            Y[r, i] = sigmoid(Z[r, i])
     elif code == RELU:
         for i in range(n):
-            y[i] = relu(z[i])
+            Y[r, i] = relu(Z[r, i])
     elif code == TANH:
         for i in range(n):
-            y[i] = np.tanh(z[i])
+            Y[r, i] = np.tanh(Z[r, i])
     elif code == STEP:
         for i in range(n):
-            y[i] = step(z[i])
+            Y[r, i] = step(Z[r, i])
     else:  # linear (and softmax before its row normalization)
         for i in range(n):
-            y[i] = z[i]
+            Y[r, i] = Z[r, i]
 
 
 @njit(**JIT_INLINE)
-def act_backward(code, dy, z, y, dz, n):
-    """``dz[i] = activation'(z[i]) dy[i]`` for ``i < n`` given ``y = activation(z)``
-    (1-D arrays; ``dz`` may be ``dy``).  The one dispatch on activation codes in the
-    backward pass (branches outside the loops, as in :func:`act_forward`).
+def act_backward(code, dY, Z, Y, dZ, r, n):
+    """``dZ[r, i] = activation'(Z[r, i]) dY[r, i]`` for ``i < n`` given ``Y = activation(Z)``
+    (row ``r`` of 2-D arrays; ``dZ`` may be ``dY``).  The one dispatch on activation
+    codes in the backward pass (branches outside the loops, as in :func:`act_forward`).
 
     Softmax needs its row (:func:`softmax_backward`); step has no derivative
     (callers raise before).  The fused trainers keep only ``Y`` and pass it as
-    ``z`` too: exact for every activation here (see :func:`relu_backward`); an
+    ``Z`` too: exact for every activation here (see :func:`relu_backward`); an
     activation whose derivative reads ``z`` otherwise needs them to keep ``Z``.
     """
     if code == SIGMOID:
         for i in range(n):
-            dz[i] = sigmoid_backward(dy[i], y[i])
+            dZ[r, i] = sigmoid_backward(dY[r, i], Y[r, i])
     elif code == RELU:
         for i in range(n):
-            dz[i] = relu_backward(dy[i], z[i])
+            dZ[r, i] = relu_backward(dY[r, i], Z[r, i])
     elif code == TANH:
         for i in range(n):
-            dz[i] = tanh_backward(dy[i], y[i])
+            dZ[r, i] = tanh_backward(dY[r, i], Y[r, i])
     else:  # linear
         for i in range(n):
-            dz[i] = dy[i]
+            dZ[r, i] = dY[r, i]
 
 
 @njit(**JIT_INLINE)
@@ -293,11 +294,12 @@ def softmax_ce_grad(e, s, is_label, rows):
 
 
 @njit(**JIT_INLINE)
-def float_head(head, y, t, dy, terms, n, lo, hi, coef, size, rows):
+def float_head(head, Y, T, dY, r, rt, terms, n, lo, hi, coef, size, rows):
     """Heads with float targets (every head but softmax cross-entropy, which needs
-    its row) on ``y[:n]`` against ``t[:n]`` (1-D): ``dL/dy`` into ``dy``, each
-    element's float64 loss into ``terms`` (summed by the caller and divided by
-    ``rows`` for categorical cross-entropy, ``size`` for the others).
+    its row) on ``Y[r, :n]`` against ``T[rt, :n]`` (rows of 2-D arrays):
+    ``dL/dY`` into ``dY[r]``, each element's float64 loss into ``terms`` (summed by
+    the caller and divided by ``rows`` for categorical cross-entropy, ``size`` for
+    the others).
 
     ``lo, hi``: the probability clip; ``coef = 2 / size``; ``size`` the batch's
     element count, ``rows`` its row count, all in the dtype.  The one dispatch on
@@ -305,17 +307,17 @@ def float_head(head, y, t, dy, terms, n, lo, hi, coef, size, rows):
     """
     if head == MSE:
         for i in range(n):
-            terms[i], dy[i] = mse_term(y[i], t[i], coef)
+            terms[i], dY[r, i] = mse_term(Y[r, i], T[rt, i], coef)
     elif head == SIGMOID_CE:
         for i in range(n):
-            terms[i], dy[i] = sigmoid_ce(y[i], t[i], size)
+            terms[i], dY[r, i] = sigmoid_ce(Y[r, i], T[rt, i], size)
     elif head == BCE:
         for i in range(n):
-            terms[i], dy[i] = bce_term(y[i], t[i], lo, hi, size)
+            terms[i], dY[r, i] = bce_term(Y[r, i], T[rt, i], lo, hi, size)
     else:  # categorical cross-entropy
         for i in range(n):
-            terms[i] = cce_value(t[i], fast_log(clip_below(y[i], lo)))
-            dy[i] = cce_grad(y[i], t[i], lo, rows)
+            terms[i] = cce_value(T[rt, i], fast_log(clip_below(Y[r, i], lo)))
+            dY[r, i] = cce_grad(Y[r, i], T[rt, i], lo, rows)
 
 
 # ----------------------------------------------------------------------- optimizers

@@ -66,7 +66,7 @@ def bias_act_rows(Z, b, act):
         if act == SOFTMAX:
             softmax_row(z, z)
         else:
-            scalar.act_forward(act, z, z, k)
+            scalar.act_forward(act, Z, Z, i, k)
 
 
 @njit(**JIT)
@@ -89,7 +89,7 @@ def act_backward_rows(D, Y, act, db):
                 d[c] = v
                 db[c] += v
         else:
-            scalar.act_backward(act, d, y, y, d, k)
+            scalar.act_backward(act, D, Y, Y, D, i, k)
             for c in range(k):
                 db[c] += d[c]
 
@@ -127,14 +127,14 @@ def head_rows(O, D, T, labels, order, first, head, C, nb):
             total += softmax_ce_row(o, label, rows, d)
             correct += argmax(o) == label
             continue
-        t = T[order[first + i]]
-        scalar.float_head(head, o, t, d, terms, k, lo, hi, coef, size, rows)
+        rt = order[first + i]
+        scalar.float_head(head, O, T, D, i, rt, terms, k, lo, hi, coef, size, rows)
         for c in range(k):
             total += terms[c]
         if k > 1:
-            correct += argmax(o) == argmax(t)
+            correct += argmax(o) == argmax(T[rt])
         else:
-            correct += scalar.binary_hit(o[0], t[0], head == SIGMOID_CE)
+            correct += scalar.binary_hit(o[0], T[rt, 0], head == SIGMOID_CE)
     if head == SOFTMAX_CE or head == CCE:
         return total / nb, correct
     return total / (nb * k), correct

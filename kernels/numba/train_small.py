@@ -128,7 +128,7 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
             b = P[b_l + c]
             for i in range(n):
                 A[z, i] += b
-            scalar.act_forward(act, A[z], A[z], n)
+            scalar.act_forward(act, A, A, z, n)
         if act == SOFTMAX:
             softmax_columns(A, z_row, d_out, n, col_max, col_sum)
 
@@ -173,7 +173,7 @@ def float_head_columns(A, dA, Tb, row, k, n, head, C, terms):
     coef = scalar.typed(2.0 / (n * k), zero)
     loss = 0.0
     for c in range(k):
-        scalar.float_head(head, A[row + c], Tb[c], dA[row + c], terms, n, lo, hi, coef, size, rows)
+        scalar.float_head(head, A, Tb, dA, row + c, c, terms, n, lo, hi, coef, size, rows)
         loss += sum64_prefix(terms, n)
     correct = 0
     for i in range(n):
@@ -210,7 +210,7 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n):
                     dA[c, i] = scalar.softmax_backward(dA[c, i], A[c, i], col_sum[i])
         elif act != LINEAR:  # only Y is kept: see scalar.act_backward
             for c in range(z_row, z_row + d_out):
-                scalar.act_backward(act, dA[c], A[c], A[c], dA[c], n)
+                scalar.act_backward(act, dA, A, A, dA, c, n)
         layer_grads(A, dA, G, x_row, z_row, d_in, d_out, w_at[l], b_at[l], n)
         if l > 0:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
             w_l = w_at[l]
