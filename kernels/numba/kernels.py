@@ -84,11 +84,14 @@ def activate(Z, act, Y):
     ``Y`` may be ``Z`` itself (in place; softmax reads a row before writing it).
     """
     n, m = Z.shape
+    no_bias = np.zeros(m, Z.dtype)
     for i in range(n):
         if act == SOFTMAX:
             softmax_row(Z[i], Y[i])
             continue
-        scalar.act_forward(act, Z, Y, i, m)
+        for j in range(m):
+            Y[i, j] = Z[i, j]
+        scalar.act_forward(act, Y, i, m, no_bias)
 
 
 @njit(**JIT)
@@ -194,9 +197,9 @@ def activation_backward(dY, Z, Y, act, dZ, db):
                 db[j] += d
         return
     for i in range(n):
-        scalar.act_backward(act, dY, Z, Y, dZ, i, m)
         for j in range(m):
-            db[j] += dZ[i, j]
+            dZ[i, j] = dY[i, j]
+        scalar.act_backward(act, dZ, Z, Y, i, m, db)
 
 
 @njit(**JIT)

@@ -36,7 +36,7 @@ def typed(value, like):
     return type(like)(value)
 
 
-@overload(typed)
+@overload(typed, inline="always")
 def _typed_impl(value, like):
     if like == types.float32:
         return lambda value, like: np.float32(value)
@@ -48,7 +48,7 @@ def smallest_normal(like):
     return np.finfo(type(like)).tiny
 
 
-@overload(smallest_normal)
+@overload(smallest_normal, inline="always")
 def _smallest_normal_impl(like):
     tiny32 = float(np.finfo(np.float32).tiny)
     tiny64 = float(np.finfo(np.float64).tiny)
@@ -67,7 +67,9 @@ def flush(x):
     operand on x86.  The values flushed change no result within any float
     tolerance; NaN is never flushed (the comparison is false).
     """
-    return typed(0.0, x) if abs(x) < smallest_normal(x) else x
+    zero = typed(0.0, x)
+    tiny = smallest_normal(x)
+    return zero if abs(x) < tiny else x
 
 
 # ---------------------------------------------------------------------- activations
@@ -78,7 +80,8 @@ def sigmoid_from_exp(z, e):
     """Logistic of ``z`` given ``e = exp(-|z|)``: ``1/(1+e)`` for ``z >= 0``, else
     ``e/(1+e)`` -- ``exp`` only ever sees ``-|z| <= 0``, so nothing overflows."""
     one = typed(1.0, z)
-    return (one if z >= typed(0.0, z) else e) / (one + e)
+    zero = typed(0.0, z)
+    return (one if z >= zero else e) / (one + e)
 
 
 @njit(**JIT_INLINE)
@@ -97,7 +100,9 @@ def relu(z):
 @njit(**JIT_INLINE)
 def step(z):
     """Heaviside with ``H(0) = 1``, as the perceptron rule defines it; ``step(NaN) = 0``."""
-    return typed(1.0, z) if z >= typed(0.0, z) else typed(0.0, z)
+    zero = typed(0.0, z)
+    one = typed(1.0, z)
+    return one if z >= zero else zero
 
 
 @njit(**JIT_INLINE)
@@ -111,7 +116,8 @@ def relu_backward(dy, z):
     """``dz = dy`` where ``z > 0``, else 0 (``relu'(0)`` is taken as 0; a masked ``dy``
     stays masked even if inf/NaN).  ``y > 0`` exactly where ``z > 0``, so callers
     that keep only ``Y`` may pass it for ``z``."""
-    return dy if z > typed(0.0, z) else typed(0.0, z)
+    zero = typed(0.0, z)
+    return dy if z > zero else zero
 
 
 @njit(**JIT_INLINE)
@@ -121,37 +127,42 @@ def tanh_backward(dy, y):
 
 
 @njit(**JIT_INLINE)
-def act_forward(code, Z, Y, r, n):
-    """``Y[r, i] = activation(Z[r, i])`` for ``i < n`` (row ``r`` of 2-D arrays, addressed
-    by index so no view is created; ``Y`` may be ``Z``).
+def act_forward(code, Z, r, n, b):
+    """In place ``Z[r, i] = activation(Z[r, i] + b[i])`` for ``i < n`` (row ``r`` of a
+    2-D array, addressed by index so no view is created).
 
     The one dispatch on activation codes in the forward pass: each branch is a
     whole loop, so the loop vectorizes (a branch inside the loop would not be
-    hoisted reliably).  Softmax is a row operation, left to the caller
-    (:func:`nan_max`, :func:`softmax_numerator`): here it copies like linear.
+    hoisted reliably).  The bias is added in the same pass on purpose: an
+    in-place ``relu`` alone stores back an unchanged value wherever ``z >= 0``,
+    which LLVM turns into a conditional store that does not vectorize.  Softmax
+    is a row operation, left to the caller (:func:`nan_max`,
+    :func:`softmax_numerator`): here it only adds the bias, like linear.
     """
     if code == SIGMOID:
         for i in range(n):
-            Y[r, i] = sigmoid(Z[r, i])
+            Z[r, i] = sigmoid(Z[r, i] + b[i])
     elif code == RELU:
         for i in range(n):
-            Y[r, i] = relu(Z[r, i])
+            Z[r, i] = relu(Z[r, i] + b[i])
     elif code == TANH:
         for i in range(n):
-            Y[r, i] = np.tanh(Z[r, i])
+            Z[r, i] = np.tanh(Z[r, i] + b[i])
     elif code == STEP:
         for i in range(n):
-            Y[r, i] = step(Z[r, i])
-    else:  # linear (and softmax before its row normalization)
+            Z[r, i] = step(Z[r, i] + b[i])
+    else:  # linear, and softmax before its row normalization
         for i in range(n):
-            Y[r, i] = Z[r, i]
+            Z[r, i] += b[i]
 
 
 @njit(**JIT_INLINE)
-def act_backward(code, dY, Z, Y, dZ, r, n):
-    """``dZ[r, i] = activation'(Z[r, i]) dY[r, i]`` for ``i < n`` given ``Y = activation(Z)``
-    (row ``r`` of 2-D arrays; ``dZ`` may be ``dY``).  The one dispatch on activation
-    codes in the backward pass (branches outside the loops, as in :func:`act_forward`).
+def act_backward(code, D, Z, Y, r, n, db):
+    """In place ``D[r, i] = activation'(Z[r, i]) D[r, i]`` for ``i < n`` (``D`` holds
+    ``dL/dY`` and becomes ``dL/dZ``), given ``Y = activation(Z)``, and
+    ``db[i] += D[r, i]`` in the same pass (for the same reason as the bias in
+    :func:`act_forward`).  Row ``r`` of 2-D arrays, ``D`` not overlapping ``Z``,
+    ``Y`` or ``db``.  The one dispatch on activation codes in the backward pass.
 
     Softmax needs its row (:func:`softmax_backward`); step has no derivative
     (callers raise before).  The fused trainers keep only ``Y`` and pass it as
@@ -160,16 +171,22 @@ def act_backward(code, dY, Z, Y, dZ, r, n):
     """
     if code == SIGMOID:
         for i in range(n):
-            dZ[r, i] = sigmoid_backward(dY[r, i], Y[r, i])
+            d = sigmoid_backward(D[r, i], Y[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == RELU:
         for i in range(n):
-            dZ[r, i] = relu_backward(dY[r, i], Z[r, i])
+            d = relu_backward(D[r, i], Z[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == TANH:
         for i in range(n):
-            dZ[r, i] = tanh_backward(dY[r, i], Y[r, i])
+            d = tanh_backward(D[r, i], Y[r, i])
+            D[r, i] = d
+            db[i] += d
     else:  # linear
         for i in range(n):
-            dZ[r, i] = dY[r, i]
+            db[i] += D[r, i]
 
 
 @njit(**JIT_INLINE)
@@ -241,8 +258,9 @@ def bce_term(y, t, lo, hi, size):
     if p > hi:
         p = hi
     value = -np.float64(t * fast_log(p) + (one - t) * fast_log(one - p))
+    zero = typed(0.0, y)
     inside = (y >= lo) and (y <= hi)
-    grad = (p - t) / (p * (one - p)) / size if inside else typed(0.0, y)
+    grad = (p - t) / (p * (one - p)) / size if inside else zero
     return value, grad
 
 
@@ -255,7 +273,8 @@ def cce_value(t, log_p):
 @njit(**JIT_INLINE)
 def cce_grad(y, t, lo, rows):
     """``dL/dy = -t / y / rows`` where ``y >= lo``, else 0 (the clip is active)."""
-    return -t / clip_below(y, lo) / rows if y >= lo else typed(0.0, y)
+    zero = typed(0.0, y)
+    return -t / clip_below(y, lo) / rows if y >= lo else zero
 
 
 @njit(**JIT_INLINE)
@@ -266,7 +285,8 @@ def sigmoid_ce_term(z, t, e, log1p_e, size):
     ``max(z, 0) - z t + log(1 + exp(-|z|))`` equals ``-(t log s + (1-t) log(1-s))``
     for ``s = sigmoid(z)`` without forming ``log(0)`` or overflowing ``exp``.
     """
-    value = np.float64(max(z, typed(0.0, z)) - z * t + log1p_e)
+    zero = typed(0.0, z)
+    value = np.float64(max(z, zero) - z * t + log1p_e)
     return value, (sigmoid_from_exp(z, e) - t) / size
 
 
@@ -287,9 +307,10 @@ def softmax_ce_value(s, shifted_label):
 @njit(**JIT_INLINE)
 def softmax_ce_grad(e, s, is_label, rows):
     """``dL/dz = (softmax(z) - onehot) / rows`` for one element, ``e = exp(z - max)``."""
+    one = typed(1.0, e)
     q = e / s
     if is_label:
-        q -= typed(1.0, e)
+        q -= one
     return q / rows
 
 

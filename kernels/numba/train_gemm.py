@@ -60,13 +60,9 @@ def bias_act_rows(Z, b, act):
     """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``."""
     n, k = Z.shape
     for i in range(n):
-        z = Z[i]
-        for c in range(k):
-            z[c] += b[c]
+        scalar.act_forward(act, Z, i, k, b)
         if act == SOFTMAX:
-            softmax_row(z, z)
-        else:
-            scalar.act_forward(act, Z, Z, i, k)
+            softmax_row(Z[i], Z[i])
 
 
 @njit(**JIT)
@@ -89,9 +85,7 @@ def act_backward_rows(D, Y, act, db):
                 d[c] = v
                 db[c] += v
         else:
-            scalar.act_backward(act, D, Y, Y, D, i, k)
-            for c in range(k):
-                db[c] += d[c]
+            scalar.act_backward(act, D, Y, Y, i, k, db)
 
 
 @njit(**JIT)

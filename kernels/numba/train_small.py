@@ -107,7 +107,9 @@ def softmax_columns(A, row, width, n, col_max, col_sum):
 
 @njit(**JIT_INLINE)
 def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
-    """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation."""
+    """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation
+    (``col_sum`` also holds the bias broadcast along the batch)."""
+    bias = col_sum
     zero = A.dtype.type(0.0)
     for l in range(dims.shape[0] - 1):
         # Indices as local scalars: read from arrays inside the loops, they would be
@@ -127,8 +129,8 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, col_max, col_sum, n):
                     A[z, i] += w * A[x, i]
             b = P[b_l + c]
             for i in range(n):
-                A[z, i] += b
-            scalar.act_forward(act, A, A, z, n)
+                bias[i] = b
+            scalar.act_forward(act, A, z, n, bias)
         if act == SOFTMAX:
             softmax_columns(A, z_row, d_out, n, col_max, col_sum)
 
@@ -210,7 +212,8 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, col_sum, n):
                     dA[c, i] = scalar.softmax_backward(dA[c, i], A[c, i], col_sum[i])
         elif act != LINEAR:  # only Y is kept: see scalar.act_backward
             for c in range(z_row, z_row + d_out):
-                scalar.act_backward(act, dA, A, A, dA, c, n)
+                # col_sum: a sink for the bias sums (layer_grads forms db)
+                scalar.act_backward(act, dA, A, A, c, n, col_sum)
         layer_grads(A, dA, G, x_row, z_row, d_in, d_out, w_at[l], b_at[l], n)
         if l > 0:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
             w_l = w_at[l]
