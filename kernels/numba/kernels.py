@@ -88,11 +88,14 @@ def activate(Z, act, Y, slope):
     ``Y`` may be ``Z`` itself (in place; softmax reads a row before writing it).
     """
     n, m = Z.shape
+    no_bias = np.zeros(m, Z.dtype)
     for i in range(n):
         if act == SOFTMAX:
             softmax_row(Z[i], Y[i])
             continue
-        scalar.act_forward(act, Z[i], Y[i], m, slope)
+        for j in range(m):
+            Y[i, j] = Z[i, j]
+        scalar.act_forward(act, Y, i, m, no_bias, slope)
 
 
 @njit(**JIT)
@@ -198,9 +201,9 @@ def activation_backward(dY, Z, Y, act, dZ, db, slope):
                 db[j] += d
         return
     for i in range(n):
-        scalar.act_backward(act, dY[i], Z[i], Y[i], dZ[i], m, slope)
         for j in range(m):
-            db[j] += dZ[i, j]
+            dZ[i, j] = dY[i, j]
+        scalar.act_backward(act, dZ, Z, Y, i, m, db, slope)
 
 
 @njit(**JIT)

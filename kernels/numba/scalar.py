@@ -54,7 +54,7 @@ def typed(value, like):
     return type(like)(value)
 
 
-@overload(typed)
+@overload(typed, inline="always")
 def _typed_impl(value, like):
     if like == types.float32:
         return lambda value, like: np.float32(value)
@@ -66,7 +66,7 @@ def smallest_normal(like):
     return np.finfo(type(like)).tiny
 
 
-@overload(smallest_normal)
+@overload(smallest_normal, inline="always")
 def _smallest_normal_impl(like):
     tiny32 = float(np.finfo(np.float32).tiny)
     tiny64 = float(np.finfo(np.float64).tiny)
@@ -85,7 +85,9 @@ def flush(x):
     operand on x86.  The values flushed change no result within any float
     tolerance; NaN is never flushed (the comparison is false).
     """
-    return typed(0.0, x) if abs(x) < smallest_normal(x) else x
+    zero = typed(0.0, x)
+    tiny = smallest_normal(x)
+    return zero if abs(x) < tiny else x
 
 
 # ---------------------------------------------------------------------- activations
@@ -96,7 +98,8 @@ def sigmoid_from_exp(z, e):
     """Logistic of ``z`` given ``e = exp(-|z|)``: ``1/(1+e)`` for ``z >= 0``, else
     ``e/(1+e)`` -- ``exp`` only ever sees ``-|z| <= 0``, so nothing overflows."""
     one = typed(1.0, z)
-    return (one if z >= typed(0.0, z) else e) / (one + e)
+    zero = typed(0.0, z)
+    return (one if z >= zero else e) / (one + e)
 
 
 @njit(**JIT_INLINE)
@@ -115,7 +118,9 @@ def relu(z):
 @njit(**JIT_INLINE)
 def step(z):
     """Heaviside with ``H(0) = 1``, as the perceptron rule defines it; ``step(NaN) = 0``."""
-    return typed(1.0, z) if z >= typed(0.0, z) else typed(0.0, z)
+    zero = typed(0.0, z)
+    one = typed(1.0, z)
+    return one if z >= zero else zero
 
 
 @njit(**JIT_INLINE)
@@ -129,7 +134,8 @@ def relu_backward(dy, z):
     """``dz = dy`` where ``z > 0``, else 0 (``relu'(0)`` is taken as 0; a masked ``dy``
     stays masked even if inf/NaN).  ``y > 0`` exactly where ``z > 0``, so callers
     that keep only ``Y`` may pass it for ``z``."""
-    return dy if z > typed(0.0, z) else typed(0.0, z)
+    zero = typed(0.0, z)
+    return dy if z > zero else zero
 
 
 @njit(**JIT_INLINE)
@@ -202,163 +208,161 @@ def silu_grad(z):
 
 
 @njit(**JIT_INLINE)
-def act_forward(code, z, y, n, slope):
-    """``y[i] = activation(z[i])`` for ``i < n`` (1-D arrays; ``y`` may be ``z``).
+def act_forward(code, Z, r, n, b, slope):
+    """In place ``Z[r, i] = activation(Z[r, i] + b[i])`` for ``i < n`` (row ``r`` of a
+    2-D array, addressed by index so no view is created); ``slope`` is ``leaky_relu``'s
+    negative slope in the dtype.
 
     The one dispatch on activation codes in the forward pass: each branch is a
     whole loop, so the loop vectorizes (a branch inside the loop would not be
-    hoisted reliably).  Softmax is a row operation, left to the caller
-    (:func:`nan_max`, :func:`softmax_numerator`): here it copies like linear.
-    ``slope``: ``leaky_relu``'s negative slope, in the dtype.
+    hoisted reliably).  The bias is added in the same pass on purpose: an
+    in-place ``relu`` alone stores back an unchanged value wherever ``z >= 0``,
+    which LLVM turns into a conditional store that does not vectorize.  Softmax
+    is a row operation, left to the caller (:func:`nan_max`,
+    :func:`softmax_numerator`): here it only adds the bias, like linear.
     """
     if code == SIGMOID:
         for i in range(n):
-            y[i] = sigmoid(z[i])
+            Z[r, i] = sigmoid(Z[r, i] + b[i])
     elif code == RELU:
         for i in range(n):
-            y[i] = relu(z[i])
+            Z[r, i] = relu(Z[r, i] + b[i])
     elif code == TANH:
         for i in range(n):
-            y[i] = np.tanh(z[i])
+            Z[r, i] = np.tanh(Z[r, i] + b[i])
     elif code == STEP:
         for i in range(n):
-            y[i] = step(z[i])
+            Z[r, i] = step(Z[r, i] + b[i])
     elif code == LEAKY_RELU:
         for i in range(n):
-            y[i] = leaky_relu(z[i], slope)
+            Z[r, i] = leaky_relu(Z[r, i] + b[i], slope)
     elif code == ELU:
         for i in range(n):
-            y[i] = elu(z[i])
+            Z[r, i] = elu(Z[r, i] + b[i])
     elif code == GELU:
         for i in range(n):
-            y[i] = gelu(z[i])
+            Z[r, i] = gelu(Z[r, i] + b[i])
     elif code == SOFTPLUS:
         for i in range(n):
-            y[i] = softplus(z[i])
+            Z[r, i] = softplus(Z[r, i] + b[i])
     elif code == SILU:
         for i in range(n):
-            y[i] = silu(z[i])
-    else:  # linear (and softmax before its row normalization)
+            Z[r, i] = silu(Z[r, i] + b[i])
+    else:  # linear, and softmax before its row normalization
         for i in range(n):
-            y[i] = z[i]
+            Z[r, i] += b[i]
 
 
 @njit(**JIT_INLINE)
-def act_grad(code, z, y, slope):
-    """``activation'(z)`` of one element given ``y = activation(z)`` (elementwise
-    activations; the trainers' forward stores it for the backward pass)."""
-    one = typed(1.0, z)
-    if code == SIGMOID:
-        return y * (one - y)
-    if code == RELU:
-        return one if z > typed(0.0, z) else typed(0.0, z)
-    if code == TANH:
-        return one - y * y
-    if code == LEAKY_RELU:
-        return leaky_relu_grad(z, slope)
-    if code == ELU:
-        return elu_grad(z)
-    if code == GELU:
-        return gelu_grad(z)
-    if code == SOFTPLUS:
-        return sigmoid(z)
-    if code == SILU:
-        return silu_grad(z)
-    return one  # linear
-
-
-@njit(**JIT_INLINE)
-def act_forward_grad(code, z, y, d, n, slope):
-    """``y[i] = activation(z[i])`` and ``d[i] = activation'(z[i])`` for ``i < n``
-    (elementwise activations; ``y`` may be ``z``).  For the fused trainers' layers
-    whose derivative needs ``z`` or whose output is dropped: the forward keeps ``d``
-    and the backward multiplies by it (branches outside the loops, as above)."""
+def act_forward_grad(code, Z, r, n, b, Dg, slope):
+    """As :func:`act_forward`, and ``Dg[r, i] = activation'(Z[r, i] + b[i])`` in the same
+    pass (elementwise activations).  For the fused trainers' layers whose derivative
+    needs ``z`` or whose output is dropped: the forward keeps ``Dg`` and the backward
+    multiplies by it (branches outside the loops, as above)."""
+    one = typed(1.0, slope)
     if code == SIGMOID:
         for i in range(n):
-            zi = z[i]
-            yi = sigmoid(zi)
-            y[i] = yi
-            d[i] = act_grad(SIGMOID, zi, yi, slope)
+            y = sigmoid(Z[r, i] + b[i])
+            Z[r, i] = y
+            Dg[r, i] = y * (one - y)
     elif code == TANH:
         for i in range(n):
-            yi = np.tanh(z[i])
-            y[i] = yi
-            d[i] = act_grad(TANH, yi, yi, slope)
+            y = np.tanh(Z[r, i] + b[i])
+            Z[r, i] = y
+            Dg[r, i] = one - y * y
     elif code == RELU:
         for i in range(n):
-            zi = z[i]
-            d[i] = act_grad(RELU, zi, zi, slope)
-            y[i] = relu(zi)
+            z = Z[r, i] + b[i]
+            Dg[r, i] = relu_backward(one, z)
+            Z[r, i] = relu(z)
     elif code == LEAKY_RELU:
         for i in range(n):
-            zi = z[i]
-            d[i] = leaky_relu_grad(zi, slope)
-            y[i] = leaky_relu(zi, slope)
+            z = Z[r, i] + b[i]
+            Dg[r, i] = leaky_relu_grad(z, slope)
+            Z[r, i] = leaky_relu(z, slope)
     elif code == ELU:
         for i in range(n):
-            zi = z[i]
-            d[i] = elu_grad(zi)
-            y[i] = elu(zi)
+            z = Z[r, i] + b[i]
+            Dg[r, i] = elu_grad(z)
+            Z[r, i] = elu(z)
     elif code == GELU:
         for i in range(n):
-            zi = z[i]
-            d[i] = gelu_grad(zi)
-            y[i] = gelu(zi)
+            z = Z[r, i] + b[i]
+            Dg[r, i] = gelu_grad(z)
+            Z[r, i] = gelu(z)
     elif code == SOFTPLUS:
         for i in range(n):
-            zi = z[i]
-            d[i] = sigmoid(zi)
-            y[i] = softplus(zi)
+            z = Z[r, i] + b[i]
+            Dg[r, i] = sigmoid(z)
+            Z[r, i] = softplus(z)
     elif code == SILU:
         for i in range(n):
-            zi = z[i]
-            d[i] = silu_grad(zi)
-            y[i] = silu(zi)
+            z = Z[r, i] + b[i]
+            Dg[r, i] = silu_grad(z)
+            Z[r, i] = silu(z)
     else:  # linear
         for i in range(n):
-            d[i] = typed(1.0, z[i])
-            y[i] = z[i]
+            Dg[r, i] = one
+            Z[r, i] += b[i]
 
 
 @njit(**JIT_INLINE)
-def act_backward(code, dy, z, y, dz, n, slope):
-    """``dz[i] = activation'(z[i]) dy[i]`` for ``i < n`` given ``y = activation(z)``
-    (1-D arrays; ``dz`` may be ``dy``).  The one dispatch on activation codes in the
-    backward pass (branches outside the loops, as in :func:`act_forward`).
+def act_backward(code, D, Z, Y, r, n, db, slope):
+    """In place ``D[r, i] = activation'(Z[r, i]) D[r, i]`` for ``i < n`` (``D`` holds
+    ``dL/dY`` and becomes ``dL/dZ``), given ``Y = activation(Z)``, and
+    ``db[i] += D[r, i]`` in the same pass (for the same reason as the bias in
+    :func:`act_forward`).  Row ``r`` of 2-D arrays, ``D`` not overlapping ``Z``,
+    ``Y`` or ``db``.  The one dispatch on activation codes in the backward pass.
 
     Softmax needs its row (:func:`softmax_backward`); step has no derivative
     (callers raise before).  The fused trainers keep only ``Y`` and pass it as
-    ``z`` too for linear, sigmoid, relu, tanh and ``leaky_relu`` with ``slope >= 0``
+    ``Z`` too for linear, sigmoid, relu, tanh and ``leaky_relu`` with ``slope >= 0``
     (``y > 0`` exactly where ``z > 0``); the others need ``z``
     (:func:`act_forward_grad` keeps their derivative instead).
     """
     if code == SIGMOID:
         for i in range(n):
-            dz[i] = sigmoid_backward(dy[i], y[i])
+            d = sigmoid_backward(D[r, i], Y[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == RELU:
         for i in range(n):
-            dz[i] = relu_backward(dy[i], z[i])
+            d = relu_backward(D[r, i], Z[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == TANH:
         for i in range(n):
-            dz[i] = tanh_backward(dy[i], y[i])
+            d = tanh_backward(D[r, i], Y[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == LEAKY_RELU:
         for i in range(n):
-            dz[i] = dy[i] * leaky_relu_grad(z[i], slope)
+            d = D[r, i] * leaky_relu_grad(Z[r, i], slope)
+            D[r, i] = d
+            db[i] += d
     elif code == ELU:
         for i in range(n):
-            dz[i] = dy[i] * elu_grad(z[i])
+            d = D[r, i] * elu_grad(Z[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == GELU:
         for i in range(n):
-            dz[i] = dy[i] * gelu_grad(z[i])
+            d = D[r, i] * gelu_grad(Z[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == SOFTPLUS:
         for i in range(n):
-            dz[i] = dy[i] * sigmoid(z[i])
+            d = D[r, i] * sigmoid(Z[r, i])
+            D[r, i] = d
+            db[i] += d
     elif code == SILU:
         for i in range(n):
-            dz[i] = dy[i] * silu_grad(z[i])
+            d = D[r, i] * silu_grad(Z[r, i])
+            D[r, i] = d
+            db[i] += d
     else:  # linear
         for i in range(n):
-            dz[i] = dy[i]
+            db[i] += D[r, i]
 
 
 @njit(**JIT_INLINE)
@@ -430,8 +434,9 @@ def bce_term(y, t, lo, hi, size):
     if p > hi:
         p = hi
     value = -np.float64(t * fast_log(p) + (one - t) * fast_log(one - p))
+    zero = typed(0.0, y)
     inside = (y >= lo) and (y <= hi)
-    grad = (p - t) / (p * (one - p)) / size if inside else typed(0.0, y)
+    grad = (p - t) / (p * (one - p)) / size if inside else zero
     return value, grad
 
 
@@ -444,7 +449,8 @@ def cce_value(t, log_p):
 @njit(**JIT_INLINE)
 def cce_grad(y, t, lo, rows):
     """``dL/dy = -t / y / rows`` where ``y >= lo``, else 0 (the clip is active)."""
-    return -t / clip_below(y, lo) / rows if y >= lo else typed(0.0, y)
+    zero = typed(0.0, y)
+    return -t / clip_below(y, lo) / rows if y >= lo else zero
 
 
 @njit(**JIT_INLINE)
@@ -455,7 +461,8 @@ def sigmoid_ce_term(z, t, e, log1p_e, size):
     ``max(z, 0) - z t + log(1 + exp(-|z|))`` equals ``-(t log s + (1-t) log(1-s))``
     for ``s = sigmoid(z)`` without forming ``log(0)`` or overflowing ``exp``.
     """
-    value = np.float64(max(z, typed(0.0, z)) - z * t + log1p_e)
+    zero = typed(0.0, z)
+    value = np.float64(max(z, zero) - z * t + log1p_e)
     return value, (sigmoid_from_exp(z, e) - t) / size
 
 
@@ -476,18 +483,20 @@ def softmax_ce_value(s, shifted_label):
 @njit(**JIT_INLINE)
 def softmax_ce_grad(e, s, is_label, rows):
     """``dL/dz = (softmax(z) - onehot) / rows`` for one element, ``e = exp(z - max)``."""
+    one = typed(1.0, e)
     q = e / s
     if is_label:
-        q -= typed(1.0, e)
+        q -= one
     return q / rows
 
 
 @njit(**JIT_INLINE)
-def float_head(head, y, t, dy, terms, n, lo, hi, coef, size, rows):
+def float_head(head, Y, T, dY, r, rt, terms, n, lo, hi, coef, size, rows):
     """Heads with float targets (every head but softmax cross-entropy, which needs
-    its row) on ``y[:n]`` against ``t[:n]`` (1-D): ``dL/dy`` into ``dy``, each
-    element's float64 loss into ``terms`` (summed by the caller and divided by
-    ``rows`` for categorical cross-entropy, ``size`` for the others).
+    its row) on ``Y[r, :n]`` against ``T[rt, :n]`` (rows of 2-D arrays):
+    ``dL/dY`` into ``dY[r]``, each element's float64 loss into ``terms`` (summed by
+    the caller and divided by ``rows`` for categorical cross-entropy, ``size`` for
+    the others).
 
     ``lo, hi``: the probability clip; ``coef = 2 / size``; ``size`` the batch's
     element count, ``rows`` its row count, all in the dtype.  The one dispatch on
@@ -495,17 +504,17 @@ def float_head(head, y, t, dy, terms, n, lo, hi, coef, size, rows):
     """
     if head == MSE:
         for i in range(n):
-            terms[i], dy[i] = mse_term(y[i], t[i], coef)
+            terms[i], dY[r, i] = mse_term(Y[r, i], T[rt, i], coef)
     elif head == SIGMOID_CE:
         for i in range(n):
-            terms[i], dy[i] = sigmoid_ce(y[i], t[i], size)
+            terms[i], dY[r, i] = sigmoid_ce(Y[r, i], T[rt, i], size)
     elif head == BCE:
         for i in range(n):
-            terms[i], dy[i] = bce_term(y[i], t[i], lo, hi, size)
+            terms[i], dY[r, i] = bce_term(Y[r, i], T[rt, i], lo, hi, size)
     else:  # categorical cross-entropy
         for i in range(n):
-            terms[i] = cce_value(t[i], fast_log(clip_below(y[i], lo)))
-            dy[i] = cce_grad(y[i], t[i], lo, rows)
+            terms[i] = cce_value(T[rt, i], fast_log(clip_below(Y[r, i], lo)))
+            dY[r, i] = cce_grad(Y[r, i], T[rt, i], lo, rows)
 
 
 # ----------------------------------------------------------------------- optimizers

@@ -65,13 +65,9 @@ def bias_act_rows(Z, b, act, slope):
     """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``."""
     n, k = Z.shape
     for i in range(n):
-        z = Z[i]
-        for c in range(k):
-            z[c] += b[c]
+        scalar.act_forward(act, Z, i, k, b, slope)
         if act == SOFTMAX:
-            softmax_row(z, z)
-        else:
-            scalar.act_forward(act, z, z, k, slope)
+            softmax_row(Z[i], Z[i])
 
 
 @njit(**JIT)
@@ -84,17 +80,13 @@ def bias_act_grad_rows(Z, b, act, slope, Dg, rate, key, threshold, row0):
     zero = Z.dtype.type(0.0)
     scale = scalar.typed(1.0 / (1.0 - rate), zero)
     for i in range(n):
-        z = Z[i]
-        d = Dg[i]
-        for c in range(k):
-            z[c] += b[c]
-        scalar.act_forward_grad(act, z, z, d, k, slope)
+        scalar.act_forward_grad(act, Z, i, k, b, Dg, slope)
         if rate > 0.0:
             base = (row0 + i) * k
             for c in range(k):
                 m = scale if scalar.dropout_kept(key, base + c, threshold) else zero
-                z[c] *= m
-                d[c] *= m
+                Z[i, c] *= m
+                Dg[i, c] *= m
 
 
 @njit(**JIT)
@@ -117,9 +109,7 @@ def act_backward_rows(D, Y, act, db, slope):
                 d[c] = v
                 db[c] += v
         else:
-            scalar.act_backward(act, d, y, y, d, k, slope)
-            for c in range(k):
-                db[c] += d[c]
+            scalar.act_backward(act, D, Y, Y, i, k, db, slope)
 
 
 @njit(**JIT)
@@ -173,15 +163,14 @@ def head_rows(O, D, T, labels, order, first, head, C, nb, sw):
             value = softmax_ce_row(o, label, rows, d)
             correct += argmax(o) == label
         else:
-            t = T[row]
-            scalar.float_head(head, o, t, d, terms, k, lo, hi, coef, size, rows)
+            scalar.float_head(head, O, T, D, i, row, terms, k, lo, hi, coef, size, rows)
             value = 0.0
             for c in range(k):
                 value += terms[c]
             if k > 1:
-                correct += argmax(o) == argmax(t)
+                correct += argmax(o) == argmax(T[row])
             else:
-                correct += scalar.binary_hit(o[0], t[0], head == SIGMOID_CE)
+                correct += scalar.binary_hit(o[0], T[row, 0], head == SIGMOID_CE)
         if weighted:
             scale_row(d, sw[row])
             value *= sw[row]

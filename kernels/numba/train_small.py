@@ -133,10 +133,11 @@ def dropout_columns(A, Dg, z, c, width, n, rate, key, threshold):
 
 @njit(**JIT_INLINE)
 def forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n, opts, t):
-    """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation;
-    layers in mode 1 (:func:`~.layout.options`) keep their derivative in ``Dg`` and
-    apply dropout."""
+    """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation
+    (``col_sum`` also holds the bias broadcast along the batch); layers in mode 1
+    (:func:`~.train.options`) keep their derivative in ``Dg`` and apply dropout."""
     lopt, modes, thresholds, seed = opts[2], opts[3], opts[4], opts[7]
+    bias = col_sum
     zero = A.dtype.type(0.0)
     for l in range(dims.shape[0] - 1):
         # Indices as local scalars: read from arrays inside the loops, they would be
@@ -160,11 +161,11 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n
                     A[z, i] += w * A[x, i]
             b = P[b_l + c]
             for i in range(n):
-                A[z, i] += b
+                bias[i] = b
             if mode == 0:
-                scalar.act_forward(act, A[z], A[z], n, slope)
+                scalar.act_forward(act, A, z, n, bias, slope)
             else:
-                scalar.act_forward_grad(act, A[z], A[z], Dg[z], n, slope)
+                scalar.act_forward_grad(act, A, z, n, bias, Dg, slope)
                 if rate > 0.0:
                     dropout_columns(A, Dg, z, c, d_out, n, rate, key, thresholds[l])
         if act == SOFTMAX:
@@ -217,7 +218,7 @@ def float_head_columns(A, dA, Tb, row, k, n, head, C, terms, weighted, wb):
     coef = scalar.typed(2.0 / (n * k), zero)
     loss = 0.0
     for c in range(k):
-        scalar.float_head(head, A[row + c], Tb[c], dA[row + c], terms, n, lo, hi, coef, size, rows)
+        scalar.float_head(head, A, Tb, dA, row + c, c, terms, n, lo, hi, coef, size, rows)
         if weighted:  # sample weights scale each sample's terms and gradient
             for i in range(n):
                 terms[i] *= wb[i]
@@ -265,7 +266,8 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, Dg, col_sum, n,
         elif act != LINEAR:  # only Y is kept: see scalar.act_backward
             slope = scalar.typed(lopt[l, 3], zero)
             for c in range(z_row, z_row + d_out):
-                scalar.act_backward(act, dA[c], A[c], A[c], dA[c], n, slope)
+                # col_sum: a sink for the bias sums (layer_grads forms db)
+                scalar.act_backward(act, dA, A, A, c, n, col_sum, slope)
         layer_grads(A, dA, G, x_row, z_row, d_in, d_out, w_at[l], b_at[l], n)
         if l > lowest:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
             w_l = w_at[l]
