@@ -19,7 +19,6 @@ pytest.importorskip("numba")
 
 import fastnn  # noqa: E402
 from fastnn.kernels.contract import (  # noqa: E402
-    ALL_OPTIMIZERS,
     HEADS,
     OPTIMIZERS,
     Ops,
@@ -45,7 +44,7 @@ TOLERANCES = {
     np.float32: {"rtol": 1e-4, "atol": 1e-5},
 }
 
-HYPER = {"sgd": (0.1, 0.9), "adam": (0.05, 0.9, 0.999, 1e-7)}
+HYPER = {"sgd": (0.1, 0.9), "adam": (0.05, 0.9, 0.999, 1e-7), "rmsprop": (0.01, 0.9, 0.5, 1e-7)}
 
 # (layer widths, hidden activations): 1, 2 and 3 layers, width-1 hidden and output
 # layers (the k == 1 decision thresholds) and every differentiable activation
@@ -98,6 +97,8 @@ def make_problem(dims, head, optimizer, dtype, N, seed):
             entries = [(0.01 * rng.normal(size=p.shape)).astype(dtype) for _ in names]
             if optimizer == "adam":
                 entries[1] = np.abs(entries[1])  # v >= 0
+            if optimizer == "rmsprop":
+                entries[0] = np.abs(entries[0])  # ms >= 0
             state.append(tuple(entries))
     return X, T, Ws, bs, state
 
@@ -483,7 +484,7 @@ def test_options_fused_match_composition(case, head, dtype, path):
     dims = (4, 6, 5, 3)
     N = 13
     X, T, Ws, bs, _ = make_problem(dims, head, "sgd", dtype, N, seed=5)
-    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    n_state = len(OPTIMIZERS[optimizer][0])
     state = [tuple(np.zeros_like(p) for _ in range(n_state)) for pair in zip(Ws, bs) for p in pair]
     rng = np.random.default_rng(6)
     order = rng.permutation(N)

@@ -22,9 +22,9 @@ from test_gradcheck import FD_TOL, away_from_kinks, numeric_grad
 
 import fastnn
 from fastnn.kernels.contract import (
-    ALL_OPTIMIZERS,
     LOSSES,
     NEW_ACTIVATIONS,
+    OPTIMIZERS,
     SPLITMIX_GAMMA,
     dropout_keep,
     mix64,
@@ -313,7 +313,7 @@ def test_update_agreement(backend, dtype, pyref, optimizer, hyper):
     """Three steps of each update op (every option) against the python reference."""
     ops = impl(backend)
     rng = np.random.default_rng(9)
-    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    n_state = len(OPTIMIZERS[optimizer][0])
     P0 = rng.standard_normal((3, 4)).astype(dtype)
     grads = [rng.standard_normal((3, 4)).astype(dtype) for _ in range(3)]
     runs = []
@@ -540,7 +540,7 @@ def net_setup(dtype, optimizer="sgd", hyper=None, widths=(4, 6, 3), acts=("gelu"
     k = widths[-1]
     T = rng.integers(0, k, N) if head == "softmax_cross_entropy" else (
         rng.standard_normal((N, k)).astype(dtype))  # fmt: skip
-    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    n_state = len(OPTIMIZERS[optimizer][0])
     state = [tuple(np.zeros_like(p) for _ in range(n_state)) for pair in zip(Ws, bs) for p in pair]
     return dict(
         Ws=Ws, bs=bs, activations=list(acts), X=X, T=T,
@@ -588,7 +588,7 @@ def assert_same_training(got, expected, dtype, terms=1):
             assert_close(A, B, dtype, terms=terms, err_msg="optimizer state")
 
 
-@pytest.mark.parametrize("optimizer", list(ALL_OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("case", KEYWORD_CASES)
 def test_train_keywords_agreement(backend, dtype, pyref, case, optimizer):
     """Each new train_batches keyword, on each optimizer (all options on), vs python."""
@@ -718,7 +718,7 @@ def test_default_train_batches_skips_first_layer_dX():
 # --------------------------------------------------------------------------- trajectory
 
 
-@pytest.mark.parametrize("optimizer", list(ALL_OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_trajectory_all_features(backend, pyref, optimizer):
     """240 float64 updates of a net using every new activation, dropout, L1/L2 penalties,
     decoupled weight decay, a frozen layer, sample weights, a per-batch learning rate and

@@ -1,24 +1,24 @@
 """Integer codes the compiled kernels switch on, derived from the contract's tuples.
 
 The one place that turns activation, head and optimizer names into integers:
-the code of a name is its position in :data:`~fastnn.kernels.contract.ALL_ACTIVATIONS`,
-:data:`~fastnn.kernels.contract.HEADS` or :data:`~fastnn.kernels.contract.ALL_OPTIMIZERS`.
+the code of a name is its position in :data:`~fastnn.kernels.contract.ACTIVATIONS`,
+:data:`~fastnn.kernels.contract.HEADS` or :data:`~fastnn.kernels.contract.OPTIMIZERS`.
 The named module-level constants are frozen into compiled code as literals, so a
 ``code == SIGMOID`` test costs nothing at run time.
 """
 
 from __future__ import annotations
 
-from ..contract import ALL_ACTIVATIONS, ALL_OPTIMIZERS, HEADS
+from ..contract import ACTIVATIONS, HEADS, OPTIMIZERS
 
 #: Activation name -> integer code.
-ACTIVATION_CODES: dict[str, int] = {name: i for i, name in enumerate(ALL_ACTIVATIONS)}
+ACTIVATION_CODES: dict[str, int] = {name: i for i, name in enumerate(ACTIVATIONS)}
 
 #: Loss head of ``train_batches`` -> integer code.
 HEAD_CODES: dict[str, int] = {name: i for i, name in enumerate(HEADS)}
 
 #: Optimizer name -> integer code.
-OPTIMIZER_CODES: dict[str, int] = {name: i for i, name in enumerate(ALL_OPTIMIZERS)}
+OPTIMIZER_CODES: dict[str, int] = {name: i for i, name in enumerate(OPTIMIZERS)}
 
 LINEAR = ACTIVATION_CODES["linear"]
 SIGMOID = ACTIVATION_CODES["sigmoid"]

@@ -9,7 +9,7 @@ serves any number of layers.
 Scalars travel in the constants array ``C`` (in the parameters' dtype, so float32
 loops never see a float64 literal), read by the named indices below: ``C[C_LR]``
 then the optimizer's other hyper-parameters in the order of
-:data:`~fastnn.kernels.contract.ALL_OPTIMIZERS` (complete: omitted trailing entries
+:data:`~fastnn.kernels.contract.OPTIMIZERS` (complete: omitted trailing entries
 are 0).  Per-call options travel in the tuple ``opts`` (:func:`options`).
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..contract import ALL_OPTIMIZERS, PROB_EPS
+from ..contract import OPTIMIZERS, PROB_EPS
 from . import scalar
 from .codes import ADAM, SGD
 from .config import JIT, JIT_INLINE
@@ -32,7 +32,7 @@ C_HYPER = 4
 
 
 def _at(optimizer, name):
-    return C_HYPER + ALL_OPTIMIZERS[optimizer][1].index(name)
+    return C_HYPER + OPTIMIZERS[optimizer][1].index(name)
 
 
 C_LR = _at("sgd", "lr")
@@ -45,14 +45,14 @@ C_BETA1, C_BETA2, C_EPS, C_ADAM_DECAY, C_EPS_OUTSIDE = (
 C_RHO, C_RMS_MOMENTUM, C_RMS_EPS, C_RMS_DECAY = (
     _at("rmsprop", h) for h in ("rho", "momentum", "eps", "weight_decay")
 )
-assert all(_at(o, "lr") == C_LR for o in ALL_OPTIMIZERS), "lr comes first for every optimizer"
+assert all(_at(o, "lr") == C_LR for o in OPTIMIZERS), "lr comes first for every optimizer"
 
 
 def constants(dtype, hyper):
     """The ``C`` array in ``dtype``: 0, 1, PROB_EPS, 1 - PROB_EPS, then the complete
     ``hyper`` (padded with zeros to the longest optimizer's length)."""
     eps = dtype.type(PROB_EPS)
-    width = max(len(h) for _, h in ALL_OPTIMIZERS.values())
+    width = max(len(h) for _, h in OPTIMIZERS.values())
     hyper = tuple(hyper) + (0,) * (width - len(hyper))
     return np.array((0, 1, eps, dtype.type(1) - eps, *hyper), dtype)
 
