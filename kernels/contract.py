@@ -8,7 +8,7 @@ assume their inputs were validated at the API edge (``fastnn.dispatch``):
 * all floating arrays of one call share one dtype, float32 or float64, and the
   outputs keep that dtype;
 * shapes agree (``X: (n, in)``, ``W: (in, out)``, ``b: (out,)``);
-* ``activation`` / loss ``name`` are members of :data:`ALL_ACTIVATIONS` / :data:`LOSSES`;
+* ``activation`` / loss ``name`` are members of :data:`ACTIVATIONS` / :data:`LOSSES`;
 * integer ``labels`` lie in ``[0, k)``;
 * optimizer scalars (``lr``, ``momentum``, ...) are already of the arrays' dtype;
   ``penalty``'s coefficients, dropout rates, seeds and ``negative_slope`` are Python
@@ -16,11 +16,11 @@ assume their inputs were validated at the API edge (``fastnn.dispatch``):
 
 Nothing in a backend validates; nothing outside a backend computes.
 
-Issue 10 grew the contract (new ops :data:`NEW_OPS`, new activations
-:data:`NEW_ACTIVATIONS`, optimizer options in :data:`ALL_OPTIMIZERS`, keyword-only
-options on the existing ops).  ``python`` and ``numpy`` implement all of it; ``numba``
-and the validating edge ``fastnn.dispatch`` follow (see :data:`ACTIVATIONS` on the
-staged lists).
+Issue 10 grew the contract: the ops :data:`NEW_OPS` (``rmsprop_update``, ``penalty``,
+``dropout_mask``), the activations :data:`NEW_ACTIVATIONS`, optimizer options (the full
+hyper-parameter lists of :data:`OPTIMIZERS`) and keyword-only options on the existing
+ops and on ``train_batches``.  Every backend (``python``, ``numpy``, ``numba``) and the
+validating edge implement all of it.
 """
 
 from __future__ import annotations
@@ -29,31 +29,29 @@ import abc
 
 import numpy as np
 
-#: Activations a dense layer can apply.  ``"step"`` (Heaviside, ``Z >= 0 -> 1``)
-#: is forward-only: it exists for Rosenblatt's perceptron and has no gradient.
-#: Staging (issue 10): this tuple, :data:`DIFFERENTIABLE_ACTIVATIONS` and
-#: :data:`OPTIMIZERS` still list only what EVERY registered backend (numba included)
-#: and the validating edge (``fastnn.dispatch``) handle today; the contract's full
-#: lists are :data:`ALL_ACTIVATIONS`, :data:`ALL_DIFFERENTIABLE_ACTIVATIONS` and
-#: :data:`ALL_OPTIMIZERS`.  (The numba trainer unpacks exactly these six codes and
-#: the edge checks ``len(hyper)`` against :data:`OPTIMIZERS`, so growing them before
-#: those catch up would break existing callers.)  When numba and the edge implement
-#: the new names, these three become equal to the ``ALL_*`` values; the new names are
-#: appended, so every existing integer code (index) stays the same.
-ACTIVATIONS: tuple[str, ...] = ("linear", "sigmoid", "relu", "tanh", "softmax", "step")
+#: Activations with a usable derivative.  The names appended by issue 10
+#: (:data:`NEW_ACTIVATIONS`) come last, so every earlier integer code (index) is kept.
+DIFFERENTIABLE_ACTIVATIONS: tuple[str, ...] = (
+    "linear", "sigmoid", "relu", "tanh", "softmax",
+    "leaky_relu", "elu", "gelu", "softplus", "silu",
+)  # fmt: skip
 
-#: Activations with a usable derivative.
-DIFFERENTIABLE_ACTIVATIONS: tuple[str, ...] = ("linear", "sigmoid", "relu", "tanh", "softmax")
+#: Activations a dense layer can apply: the differentiable ones and ``"step"``
+#: (Heaviside, ``Z >= 0 -> 1``), forward-only: it exists for Rosenblatt's perceptron and
+#: has no gradient.  See :meth:`Ops.dense_forward` for the exact definitions.
+ACTIVATIONS: tuple[str, ...] = (
+    *DIFFERENTIABLE_ACTIVATIONS[:5],
+    "step",
+    *DIFFERENTIABLE_ACTIVATIONS[5:],
+)
 
-#: Activations added for training (issue 10), all differentiable.  See
-#: :meth:`Ops.dense_forward` for their exact definitions.
-NEW_ACTIVATIONS: tuple[str, ...] = ("leaky_relu", "elu", "gelu", "softplus", "silu")
+#: Activations added for training (issue 10), all differentiable.
+NEW_ACTIVATIONS: tuple[str, ...] = DIFFERENTIABLE_ACTIVATIONS[5:]
 
-#: Every activation of the contract (implemented by ``python`` and ``numpy``).
-ALL_ACTIVATIONS: tuple[str, ...] = ACTIVATIONS + NEW_ACTIVATIONS
-
-#: Every differentiable activation of the contract.
-ALL_DIFFERENTIABLE_ACTIVATIONS: tuple[str, ...] = DIFFERENTIABLE_ACTIVATIONS + NEW_ACTIVATIONS
+#: Aliases of :data:`ACTIVATIONS` / :data:`DIFFERENTIABLE_ACTIVATIONS` from the staged
+#: rollout of issue 10, kept for the validating edge (``fastnn.dispatch.checked``).
+ALL_ACTIVATIONS = ACTIVATIONS
+ALL_DIFFERENTIABLE_ACTIVATIONS = DIFFERENTIABLE_ACTIVATIONS
 
 #: ``leaky_relu``'s slope for ``z <= 0`` when none is given (Keras 3's
 #: ``keras.activations.leaky_relu`` default; note ``keras.layers.LeakyReLU`` uses 0.3).
@@ -83,10 +81,7 @@ OP_NAMES: tuple[str, ...] = (
     "train_batches",
 )
 
-#: Ops added by issue 10.  They are declared on :class:`Ops` as ordinary methods that
-#: raise ``NotImplementedError`` (not abstract yet, so a backend that has not caught
-#: up -- today ``numba`` -- still instantiates and runs every other op); they become
-#: abstract once every backend implements them.
+#: Ops added by issue 10 (abstract, as every op but ``train_batches``).
 NEW_OPS: tuple[str, ...] = ("rmsprop_update", "penalty", "dropout_mask")
 
 #: Output heads :meth:`Ops.train_batches` trains against.  The two fused heads take
@@ -94,25 +89,20 @@ NEW_OPS: tuple[str, ...] = ("rmsprop_update", "penalty", "dropout_mask")
 LOGIT_HEADS: tuple[str, ...] = ("softmax_cross_entropy", "sigmoid_cross_entropy")
 HEADS: tuple[str, ...] = (*LOGIT_HEADS, *LOSSES)
 
-#: Optimizers every backend and the edge handle today, with their state arrays per
-#: parameter and their REQUIRED hyper-parameters, in order (see :data:`ACTIVATIONS`
-#: on staging).  Each hyper tuple is a prefix of the one in :data:`ALL_OPTIMIZERS`.
-OPTIMIZERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "sgd": (("velocity",), ("lr", "momentum")),
-    "adam": (("m", "v"), ("lr", "beta1", "beta2", "eps")),
-}
-
 #: Every optimizer of the contract: state arrays per parameter and ALL hyper-parameter
 #: names, in order.  A caller may omit trailing entries past the required ones
 #: (:data:`HYPER_REQUIRED`); omitted entries are 0, so ``(lr, momentum)`` and
 #: ``(lr, beta1, beta2, eps)`` keep their meaning exactly.  ``nesterov`` and
 #: ``eps_outside`` are flags: 0 or 1 (any nonzero value means 1).  Update rules:
 #: :meth:`Ops.sgd_update`, :meth:`Ops.adam_update`, :meth:`Ops.rmsprop_update`.
-ALL_OPTIMIZERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+OPTIMIZERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sgd": (("velocity",), ("lr", "momentum", "nesterov", "weight_decay")),
     "adam": (("m", "v"), ("lr", "beta1", "beta2", "eps", "weight_decay", "eps_outside")),
     "rmsprop": (("ms", "mom"), ("lr", "rho", "momentum", "eps", "weight_decay")),
 }
+
+#: Alias of :data:`OPTIMIZERS` from the staged rollout of issue 10 (validating edge).
+ALL_OPTIMIZERS = OPTIMIZERS
 
 #: Number of leading hyper-parameters a caller must give, per optimizer.
 HYPER_REQUIRED: dict[str, int] = {"sgd": 2, "adam": 4, "rmsprop": 4}
@@ -120,8 +110,8 @@ HYPER_REQUIRED: dict[str, int] = {"sgd": 2, "adam": 4, "rmsprop": 4}
 
 def complete_hyper(optimizer: str, hyper) -> tuple:
     """``hyper`` with its omitted trailing entries filled with 0 (length of
-    ``ALL_OPTIMIZERS[optimizer][1]``)."""
-    n = len(ALL_OPTIMIZERS[optimizer][1])
+    ``OPTIMIZERS[optimizer][1]``)."""
+    n = len(OPTIMIZERS[optimizer][1])
     return tuple(hyper) + (0,) * (n - len(hyper))
 
 
@@ -363,6 +353,7 @@ class Ops(abc.ABC):
         equals ``eps * sqrt(1 - beta2^step)`` outside it.
         """
 
+    @abc.abstractmethod
     def rmsprop_update(self, param, grad, ms, mom, lr, rho, momentum, eps, *, weight_decay=0):
         """RMSprop (Keras 3 form, not centered), in place; returns None::
 
@@ -378,8 +369,8 @@ class Ops(abc.ABC):
         (``mom = lr*buf``); for ``eps > 0`` Keras' form damps small ``ms`` less.
         Keras' defaults: ``lr=1e-3, rho=0.9, momentum=0, eps=1e-7``.
         """
-        raise NotImplementedError(f"backend {self.name!r} does not implement rmsprop_update yet")
 
+    @abc.abstractmethod
     def penalty(self, W, dW, l1, l2, scale=1.0):
         """L1/L2 weight penalty: returns its value and adds its gradient to ``dW`` in place.
 
@@ -394,8 +385,8 @@ class Ops(abc.ABC):
         with ``scale = 1/n_batch_rows`` (``alpha/(2 nb) sum W^2``, gradient
         ``alpha W / nb``).  Terms whose coefficient is 0 are skipped.
         """
-        raise NotImplementedError(f"backend {self.name!r} does not implement penalty yet")
 
+    @abc.abstractmethod
     def dropout_mask(self, shape, rate, seed, step, layer, dtype):
         """The inverted-dropout mask of a ``(n, width)`` block of layer ``layer``'s output.
 
@@ -404,7 +395,6 @@ class Ops(abc.ABC):
         ``dropout_keep(seed, step, layer, i*width + c, rate)`` else 0.  ``rate`` in
         ``[0, 1)`` (``rate = 0`` keeps everything, scale 1).  See :func:`dropout_keep`.
         """
-        raise NotImplementedError(f"backend {self.name!r} does not implement dropout_mask yet")
 
     def train_batches(
         self, Ws, bs, activations, X, T, order, batch_size, head, optimizer, state, hyper, step,
@@ -421,7 +411,7 @@ class Ops(abc.ABC):
           ``order[start_j:stop_j]`` with the bounds of :func:`batch_bounds`
           (``order[j*batch_size : (j+1)*batch_size]``, the last may be smaller).
         * ``head`` in :data:`HEADS`: the loss of the last layer's output.
-        * ``optimizer`` in :data:`ALL_OPTIMIZERS`; ``state[p]`` is the tuple of that
+        * ``optimizer`` in :data:`OPTIMIZERS`; ``state[p]`` is the tuple of that
           optimizer's state arrays for parameter ``p`` in the order
           ``W0, b0, W1, b1, ...`` (updated in place); ``hyper`` its hyper-parameters
           (trailing ones may be omitted: 0).
@@ -535,8 +525,7 @@ def _forward(ops, Ws, bs, activations, X_rows, opts, seed, t):
 
 
 def _head_loss(ops, head, out, Tb, wb):
-    # Options are passed only when set: a backend's fallback to this default (numba's,
-    # for empty calls) keeps working before it implements the new keywords.
+    # Options are passed only when set (a backend's plain calls see no new keyword).
     kw = {} if wb is None else {"weights": wb}
     if head == "softmax_cross_entropy":
         return ops.softmax_cross_entropy(out, Tb, **kw)

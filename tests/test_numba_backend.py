@@ -42,9 +42,19 @@ ACTS = ("linear", "sigmoid", "relu", "tanh", "softmax")
 
 
 def _numba_modules():
-    from fastnn.kernels.numba import gemm, kernels, ops, train
+    from fastnn.kernels.numba import (
+        blas,
+        gemm,
+        kernels,
+        layout,
+        ops,
+        scalar,
+        train,
+        train_gemm,
+        train_small,
+    )
 
-    return ops, kernels, gemm, train
+    return ops, kernels, gemm, train, scalar, blas, layout, train_gemm, train_small
 
 
 def _impl():
@@ -394,7 +404,7 @@ def test_every_kernel_is_cached_with_safe_options():
         flags = d.targetoptions.get("fastmath")
         flags = getattr(flags, "flags", flags) or set()
         assert not {"fast", "nnan", "ninf"} & set(flags), f"{name}: fastmath {flags}"
-        if ".train." not in name:
+        if ".train" not in name:
             # the primitive ops stay serial (one thread pool: NumPy's BLAS)
             assert not d.targetoptions.get("parallel"), f"{name} uses parallel=True"
 
@@ -403,11 +413,11 @@ def test_backend_kernels_share_config():
     from fastnn.kernels.numba import config
 
     for name, d in _dispatchers().items():
-        if ".train." in name:
-            continue  # options of the fused training loop are its own module's
+        if ".train" in name:
+            continue  # options of the fused training loops are their own modules'
         assert d.targetoptions.get("error_model") == "numpy", name
         assert d.targetoptions.get("nogil") is True, name
-        reduction = name.endswith((".row_sum", ".gemm_nt", "._sum64"))
+        reduction = name.endswith((".row_sum", ".gemm_nt", "._sum64", ".abs_sum", ".square_sum"))
         expected = config.FASTMATH_REDUCE if reduction else config.FASTMATH
         assert d.targetoptions.get("fastmath") == expected, name
     # reassociation may cancel digits outside pure sums (b2 v + (1 - b2) g^2)
@@ -417,22 +427,44 @@ def test_backend_kernels_share_config():
 @pytest.mark.parametrize("kernel", ["bias_activation", "activation_backward", "adam_step",
                                     "sgd_step", "normalize_rows", "sigmoid_from_exp"])  # fmt: skip
 def test_float32_kernels_stay_float32(kernel):
-    """No float64 arithmetic (``fpext``/``double`` ops) in float32 elementwise loops."""
+    """No float64 arithmetic (``fpext``/``double`` ops) in float32 elementwise loops.
+
+    ``bias_activation`` is compiled for relu and ``activation_backward`` for tanh (the
+    code a compile-time constant): the exponentials of sigmoid, softmax, elu, gelu,
+    softplus and silu are evaluated in float64 on purpose (``mathfn.fast_exp``: one
+    rounding).
+    """
     from numba import njit
 
     from fastnn.kernels.numba import config, kernels
+    from fastnn.kernels.numba.codes import RELU, TANH
 
     # A private, uncached copy so the LLVM IR is available even when the cached
     # build was loaded from disk.
     fn = njit(**dict(config.JIT, cache=False))(getattr(kernels, kernel).py_func)
+    if kernel == "bias_activation":
+        # the activation code a compile-time constant: only relu's loop remains
+        epilogue = fn
+
+        def relu_epilogue(Z, b, act, Y, slope):
+            epilogue(Z, b, RELU, Y, slope)
+
+        fn = njit(**dict(config.JIT, cache=False))(relu_epilogue)
+    if kernel == "activation_backward":
+        backward = fn
+
+        def tanh_backward(dY, Z, Y, act, dZ, db, slope):
+            backward(dY, Z, Y, TANH, dZ, db, slope)
+
+        fn = njit(**dict(config.JIT, cache=False))(tanh_backward)
     a2 = np.ones((3, 4), np.float32)
     a1 = np.ones(4, np.float32)
     one = np.float32(1)
     args = {
-        "bias_activation": (a2, a1, 1, a2.copy()),
-        "activation_backward": (a2, a2, a2, 3, a2.copy(), a1.copy()),
+        "bias_activation": (a2, a1, RELU, a2.copy(), one),
+        "activation_backward": (a2, a2, a2, TANH, a2.copy(), a1.copy(), one),
         "adam_step": (a1, a1, a1.copy(), a1.copy(), *([one] * 6)),
-        "sgd_step": (a1, a1, a1.copy(), one, one),
+        "sgd_step": (a1, a1, a1.copy(), one, one, False),
         "normalize_rows": (a2.copy(),),
         "sigmoid_from_exp": (a2, a2.copy()),
     }[kernel]
@@ -588,8 +620,9 @@ def test_import_compiles_nothing(tmp_path):
         assert "numba" not in sys.modules, "set_num_threads imported numba"
         fastnn.get_ops("numba")  # the dispatcher loads the backend
         from numba.core.registry import CPUDispatcher
-        from fastnn.kernels.numba import kernels, gemm
-        compiled = [n for m in (kernels, gemm) for n, d in vars(m).items()
+        from fastnn.kernels.numba import kernels, gemm, scalar, train_gemm, train_small
+        modules = (kernels, gemm, scalar, train_gemm, train_small)
+        compiled = [n for m in modules for n, d in vars(m).items()
                     if isinstance(d, CPUDispatcher) and d.signatures]
         assert not compiled, compiled
         import numba
@@ -597,7 +630,8 @@ def test_import_compiles_nothing(tmp_path):
         """,
         tmp_path,
     )
-    assert out.strip() == "1"  # the pending thread count reached Numba on load
+    # the pending thread count reached Numba when the dispatcher loaded the backend
+    assert out.strip() == "1"
 
 
 @pytest.mark.slow

@@ -18,8 +18,13 @@ import pytest
 pytest.importorskip("numba")
 
 import fastnn  # noqa: E402
-from fastnn.kernels.contract import HEADS, OPTIMIZERS, Ops, StepBackwardError  # noqa: E402
-from fastnn.kernels.numba import mathfn, train  # noqa: E402
+from fastnn.kernels.contract import (  # noqa: E402
+    HEADS,
+    OPTIMIZERS,
+    Ops,
+    StepBackwardError,
+)
+from fastnn.kernels.numba import blas, mathfn, train  # noqa: E402
 from fastnn.kernels.numba.train import TrainMixin  # noqa: E402
 
 # Tolerances after a few (<= 8) updates, relative to the python reference.
@@ -39,7 +44,7 @@ TOLERANCES = {
     np.float32: {"rtol": 1e-4, "atol": 1e-5},
 }
 
-HYPER = {"sgd": (0.1, 0.9), "adam": (0.05, 0.9, 0.999, 1e-7)}
+HYPER = {"sgd": (0.1, 0.9), "adam": (0.05, 0.9, 0.999, 1e-7), "rmsprop": (0.01, 0.9, 0.5, 1e-7)}
 
 # (layer widths, hidden activations): 1, 2 and 3 layers, width-1 hidden and output
 # layers (the k == 1 decision thresholds) and every differentiable activation
@@ -92,6 +97,8 @@ def make_problem(dims, head, optimizer, dtype, N, seed):
             entries = [(0.01 * rng.normal(size=p.shape)).astype(dtype) for _ in names]
             if optimizer == "adam":
                 entries[1] = np.abs(entries[1])  # v >= 0
+            if optimizer == "rmsprop":
+                entries[0] = np.abs(entries[0])  # ms >= 0
             state.append(tuple(entries))
     return X, T, Ws, bs, state
 
@@ -127,7 +134,7 @@ class Fused(TrainMixin, Ops):
         raise AssertionError("the fused loop must not call primitive ops")
 
     dense_backward = loss = softmax_cross_entropy = sigmoid_cross_entropy = dense_forward
-    sgd_update = adam_update = dense_forward
+    sgd_update = adam_update = rmsprop_update = penalty = dropout_mask = dense_forward
 
 
 @pytest.fixture(params=["small", "gemm", "gemm-2threads", "gemm-3threads", "gemm-npdot"])
@@ -377,7 +384,7 @@ def test_serial_blas_context_restores_the_setting_after_overlapping_uses():
     setting must stay 1 until the last one finishes, then return to what it was."""
     import threading
 
-    lib = train._numpy_blas()
+    lib = blas.numpy_blas()
     if lib is None:
         pytest.skip("NumPy's bundled OpenBLAS not found (another BLAS build)")
     get = lib.scipy_openblas_get_num_threads64_
@@ -388,14 +395,14 @@ def test_serial_blas_context_restores_the_setting_after_overlapping_uses():
         seen = {}
 
         def first():
-            with train._SerialBlas():
+            with blas.SerialBlas():
                 first_in.set()
                 second_in.wait(5)
             first_out.set()
 
         def second():
             first_in.wait(5)
-            with train._SerialBlas():
+            with blas.SerialBlas():
                 second_in.set()
                 first_out.wait(5)
                 seen["after_first_exit"] = get()
@@ -409,3 +416,97 @@ def test_serial_blas_context_restores_the_setting_after_overlapping_uses():
         assert get() == 2
     finally:
         lib.scipy_openblas_set_num_threads64_(before)
+
+
+# ------------------------------------------------------------------ fused options (issue 10)
+
+#: (optimizer, complete hyper, hidden activations, keyword options) per case: each
+#: option of train_batches alone, and the combinations the fused loops special-case
+#: (plain SGD folds its step, L2 and weight decay into the weight-gradient product;
+#: an L1 term or momentum turns that off).
+OPTION_CASES = {
+    "sgd-fold-l2-decay": (
+        "sgd",
+        (0.1, 0.0, 0, 0.05),
+        ("relu", "tanh"),
+        {"penalties": [(0.0, 0.01), None, (0.0, 0.1)]},
+    ),
+    "sgd-fold-l1": (
+        "sgd",
+        (0.1, 0.0),
+        ("relu", "tanh"),
+        {"penalties": [(0.01, 0.02), None, (0.0, 0.1)], "penalty_per_row": True},
+    ),
+    "sgd-nesterov-decay": ("sgd", (0.1, 0.9, 1, 0.02), ("relu", "sigmoid"), {}),
+    "adam-outside-decay": ("adam", (0.01, 0.9, 0.999, 1e-8, 0.02, 1), ("tanh", "relu"), {}),
+    "rmsprop": ("rmsprop", (0.01, 0.9, 0.0, 1e-7, 0.0), ("relu", "tanh"), {}),
+    "rmsprop-momentum-decay": ("rmsprop", (0.01, 0.9, 0.5, 1e-7, 0.02), ("relu", "relu"), {}),
+    "trainable": (
+        "adam",
+        (0.01, 0.9, 0.999, 1e-7),
+        ("relu", "tanh"),
+        {"trainable": [False, False, True, False, True, True]},
+    ),
+    "frozen-bias": (
+        "sgd",
+        (0.1, 0.0),
+        ("relu", "relu"),
+        {"trainable": [True, False, True, True, True, False], "penalties": [(0.0, 0.05)] * 3},
+    ),
+    "lrs": ("sgd", (0.1, 0.9), ("relu", "tanh"), {"lrs": np.linspace(0.2, 0.05, 5)}),
+    "epoch-size": ("adam", (0.01, 0.9, 0.999, 1e-7, 0, 1), ("relu", "tanh"), {"epoch_size": 13}),
+    "dropout": ("sgd", (0.1, 0.0), ("relu", "tanh"), {"dropout": [0.3, 0.5, None], "seed": 7}),
+    "dropout-adam-l2": (
+        "adam",
+        (0.01, 0.9, 0.999, 1e-7),
+        ("sigmoid", "relu"),
+        {"dropout": [0.2, None, None], "penalties": [(0.0, 0.01)] * 3, "seed": 2**64 - 3},
+    ),
+    "sample-weight": ("sgd", (0.1, 0.9), ("relu", "tanh"), {"sample_weight": "uniform"}),
+    "new-activations": ("sgd", (0.1, 0.9), ("gelu", "silu"), {}),
+    "elu-softplus": ("adam", (0.01, 0.9, 0.999, 1e-7), ("elu", "softplus"), {}),
+    "leaky-slopes": (
+        "sgd",
+        (0.1, 0.9),
+        ("leaky_relu", "leaky_relu"),
+        {"negative_slopes": [0.1, -0.3, None]},
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("head", ["softmax_cross_entropy", "mse"])
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_options_fused_match_composition(case, head, dtype, path):
+    """Every train_batches option, fused in each loop (small, BLAS serial / 2 / 3
+    threads / np.dot), against the contract's composition on the python backend."""
+    optimizer, hyper, hidden, kw = OPTION_CASES[case]
+    dims = (4, 6, 5, 3)
+    N = 13
+    X, T, Ws, bs, _ = make_problem(dims, head, "sgd", dtype, N, seed=5)
+    n_state = len(OPTIMIZERS[optimizer][0])
+    state = [tuple(np.zeros_like(p) for _ in range(n_state)) for pair in zip(Ws, bs) for p in pair]
+    rng = np.random.default_rng(6)
+    order = rng.permutation(N)
+    if "epoch_size" in kw:
+        order = np.concatenate([order, rng.permutation(N)])
+    order = order.astype(np.int64)
+    kw = dict(kw)
+    if kw.get("sample_weight") == "uniform":
+        kw["sample_weight"] = rng.uniform(0.0, 2.0, N).astype(dtype)
+    acts = [*hidden, output_activation(head)]
+    Wr, br, sr = copy_problem(Ws, bs, state)
+    expected = Ops.train_batches(
+        fastnn.get_ops("python").impl, Wr, br, acts, X, T, order, 4, head, optimizer, sr,
+        hyper, 3, **kw,
+    )  # fmt: skip
+    Wf, bf, sf = copy_problem(Ws, bs, state)
+    got = Fused().train_batches(Wf, bf, acts, X, T, order, 4, head, optimizer, sf, hyper, 3, **kw)
+    assert len(got[0]) == (8 if "epoch_size" in kw else 4)
+    assert_matches((Wr, br, sr, expected), (Wf, bf, sf, got), dtype)
+    params = [q for pair in zip(Ws, bs) for q in pair]
+    trained = [q for pair in zip(Wf, bf) for q in pair]
+    for p, flag in enumerate(kw.get("trainable", [])):
+        if not flag:  # frozen: bit for bit untouched, state too
+            np.testing.assert_array_equal(trained[p], params[p])
+            assert not any(A.any() for A in sf[p])

@@ -181,7 +181,34 @@ def exact_forward(X, W, b, activation):
     if activation == "softmax":
         E = np.exp(Z - Z.max(axis=1, keepdims=True))
         return Z, E / E.sum(axis=1, keepdims=True)
-    return Z, (Z >= 0).astype(np.float64)
+    if activation == "step":
+        return Z, (Z >= 0).astype(np.float64)
+    return Z, NEW_EXACT[activation](Z)[0]
+
+
+def _new_exact(Z):
+    """Issue 10's activations and derivatives in float64, textbook forms (scipy's erf)."""
+    from scipy.special import erf, expit
+
+    S = expit(Z)
+    cdf = 0.5 * (1 + erf(Z / np.sqrt(2)))
+    pdf = np.exp(-Z * Z / 2) / np.sqrt(2 * np.pi)
+    return {
+        "leaky_relu": (np.where(Z > 0, Z, 0.2 * Z), np.where(Z > 0, 1.0, 0.2)),
+        "elu": (
+            np.where(Z > 0, Z, np.expm1(np.minimum(Z, 0))),
+            np.where(Z > 0, 1.0, np.exp(np.minimum(Z, 0))),
+        ),
+        "gelu": (Z * cdf, cdf + Z * pdf),
+        "softplus": (np.logaddexp(0, Z), S),
+        "silu": (Z * S, S + Z * S * (1 - S)),
+    }
+
+
+NEW_EXACT = {
+    name: (lambda Z, name=name: _new_exact(Z)[name])
+    for name in ("leaky_relu", "elu", "gelu", "softplus", "silu")
+}
 
 
 def exact_backward(dY, X, W, Z, Y, activation):
@@ -192,6 +219,7 @@ def exact_backward(dY, X, W, Z, Y, activation):
         "relu": lambda: dY * (Z > 0),
         "tanh": lambda: dY * (1 - Y**2),
         "softmax": lambda: Y * (dY - (dY * Y).sum(axis=1, keepdims=True)),
+        **{name: (lambda name=name: dY * NEW_EXACT[name](Z)[1]) for name in NEW_EXACT},
     }[activation]()
     return dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
 
@@ -441,7 +469,7 @@ TRAIN_CASES = [
 ]
 assert {case[0] for case in TRAIN_CASES} == set(HEADS)
 
-HYPER = {"sgd": (0.1, 0.9), "adam": (0.01, 0.9, 0.999, 1e-7)}
+HYPER = {"sgd": (0.1, 0.9), "adam": (0.01, 0.9, 0.999, 1e-7), "rmsprop": (0.01, 0.9, 0.5, 1e-7)}
 assert set(HYPER) == set(OPTIMIZERS)
 
 

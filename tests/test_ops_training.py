@@ -9,41 +9,22 @@ against independent references (hand computations, PyTorch, scikit-learn's formu
 
 The tests call the backends directly (``fastnn.get_ops(name).impl``): the validating
 edge (``fastnn.dispatch``) does not know the new keywords yet.
-
-``numba`` implements these ops in a follow-up: its cases are marked through
-:func:`numba_pending` only (strict xfail, so they must fail until then, and one
-deletion re-enables all of them).
 """
 
 from __future__ import annotations
 
-import pytest
-
-NUMBA_PENDING_REASON = "numba implementation pending (issue 10 ops: contract extension)"
-
-
-def numba_pending(request, backend: str) -> None:
-    """Mark the running test as a strict expected failure when ``backend`` is ``numba``.
-
-    The one place that defers the new ops on numba: remove it (and its calls) when the
-    numba backend implements the contract extension.
-    """
-    if backend == "numba":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NUMBA_PENDING_REASON))
-
-
-# ruff: noqa: E402  (the helpers above are imported by other test modules; keep them first)
 import math
 
 import numpy as np
+import pytest
 from conftest import REFERENCE, assert_close, assert_output
 from test_gradcheck import FD_TOL, away_from_kinks, numeric_grad
 
 import fastnn
 from fastnn.kernels.contract import (
-    ALL_OPTIMIZERS,
     LOSSES,
     NEW_ACTIVATIONS,
+    OPTIMIZERS,
     SPLITMIX_GAMMA,
     dropout_keep,
     mix64,
@@ -94,9 +75,8 @@ def act_reference(activation, z, slope=0.2):
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
-def test_new_activation_values(request, backend, dtype, activation):
+def test_new_activation_values(backend, dtype, activation):
     """Y and dZ for identity X / W against the textbook formulas at moderate z."""
-    numba_pending(request, backend)
     ops = impl(backend)
     z = np.array([-3.0, -1.0, -0.25, 0.5, 1.5, 4.0])
     X = np.eye(z.size, dtype=dtype)
@@ -112,10 +92,9 @@ def test_new_activation_values(request, backend, dtype, activation):
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
-def test_new_activation_agreement(request, backend, dtype, pyref, activation):
+def test_new_activation_agreement(backend, dtype, pyref, activation):
     """Z, Y, dX, dW, db against the python reference; need_dX=False gives dX None and
     the same dW, db."""
-    numba_pending(request, backend)
     ops = impl(backend)
     X, W, b, dY = layer_data(dtype, n=7, n_in=5, n_out=4, seed=3)
     Z, Y = ops.dense_forward(X, W, b, activation)
@@ -133,9 +112,8 @@ def test_new_activation_agreement(request, backend, dtype, pyref, activation):
     assert_close(db, grads_ref[2], dtype)
 
 
-def test_leaky_relu_slope(request, backend, dtype, pyref):
+def test_leaky_relu_slope(backend, dtype, pyref):
     """negative_slope is honoured forward and backward."""
-    numba_pending(request, backend)
     ops = impl(backend)
     X, W, b, dY = layer_data(dtype, seed=4)
     Z, Y = ops.dense_forward(X, W, b, "leaky_relu", negative_slope=0.05)
@@ -146,9 +124,8 @@ def test_leaky_relu_slope(request, backend, dtype, pyref):
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
-def test_new_activation_stable_extremes(request, backend, dtype, activation):
+def test_new_activation_stable_extremes(backend, dtype, activation):
     """No overflow or NaN at |z| where exp would overflow; limits are right; NaN propagates."""
-    numba_pending(request, backend)
     ops = impl(backend)
     big = 80.0 if dtype == np.float32 else 700.0
     z = np.array([-big, -30.0, 30.0, big, np.nan])
@@ -169,9 +146,8 @@ def test_new_activation_stable_extremes(request, backend, dtype, activation):
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
-def test_new_activation_gradcheck(request, backend, activation):
+def test_new_activation_gradcheck(backend, activation):
     """dX, dW, db of f = sum(R * Y) against central differences (float64)."""
-    numba_pending(request, backend)
     ops = impl(backend)
     rng = np.random.default_rng(5)
     X, W, b = away_from_kinks(rng, 4, 3, 5)
@@ -187,8 +163,7 @@ def test_new_activation_gradcheck(request, backend, activation):
 
 
 @pytest.mark.parametrize("activation", ["linear", "sigmoid", "relu", "tanh", "softmax"])
-def test_need_dX_false_existing_activations(request, backend, dtype, activation):
-    numba_pending(request, backend)
+def test_need_dX_false_existing_activations(backend, dtype, activation):
     ops = impl(backend)
     X, W, b, dY = layer_data(dtype, seed=6)
     Z, Y = ops.dense_forward(X, W, b, activation)
@@ -233,8 +208,7 @@ ALL_LOSS_OPS = [*LOSSES, "softmax_cross_entropy", "sigmoid_cross_entropy"]
 
 
 @pytest.mark.parametrize("name", ALL_LOSS_OPS)
-def test_weighted_loss_agreement(request, backend, dtype, pyref, name):
-    numba_pending(request, backend)
+def test_weighted_loss_agreement(backend, dtype, pyref, name):
     ops = impl(backend)
     Y, T, w = loss_inputs(name, dtype)
     value, dY = call_loss(ops, name, Y, T, weights=w)
@@ -251,10 +225,9 @@ def test_weighted_loss_agreement(request, backend, dtype, pyref, name):
 
 
 @pytest.mark.parametrize("name", ALL_LOSS_OPS)
-def test_weighted_loss_is_repeated_rows(request, backend, name):
+def test_weighted_loss_is_repeated_rows(backend, name):
     """Integer weights equal repeating each row w_i times (Keras' sum_over_batch_size: the
     weighted value is the repeated batch's mean times sum(w) / n); dY by finite differences."""
-    numba_pending(request, backend)
     ops = impl(backend)
     Y, T, _ = loss_inputs(name, np.float64)
     w = np.array([0, 1, 2, 3, 1, 2], dtype=np.float64)
@@ -270,8 +243,7 @@ def test_weighted_loss_is_repeated_rows(request, backend, name):
 # --------------------------------------------------------------------------- penalty
 
 
-def test_penalty_agreement_and_hand(request, backend, dtype, pyref):
-    numba_pending(request, backend)
+def test_penalty_agreement_and_hand(backend, dtype, pyref):
     ops = impl(backend)
     W = np.array([[0.5, -1.5, 0.0], [2.0, -0.25, 1.0]], dtype)
     G0 = np.full(W.shape, 0.125, dtype)
@@ -293,9 +265,8 @@ def test_penalty_agreement_and_hand(request, backend, dtype, pyref):
     np.testing.assert_array_equal(dW2, G0)
 
 
-def test_penalty_gradcheck(request, backend):
+def test_penalty_gradcheck(backend):
     """The added gradient is d(value)/dW (float64, W away from L1's kink at 0)."""
-    numba_pending(request, backend)
     ops = impl(backend)
     rng = np.random.default_rng(8)
     W = rng.standard_normal((4, 3))
@@ -338,12 +309,11 @@ def apply_update(ops, optimizer, param, grad, S, t, hyper, dtype):
 
 
 @pytest.mark.parametrize("optimizer,hyper", UPDATE_CASES)
-def test_update_agreement(request, backend, dtype, pyref, optimizer, hyper):
+def test_update_agreement(backend, dtype, pyref, optimizer, hyper):
     """Three steps of each update op (every option) against the python reference."""
-    numba_pending(request, backend)
     ops = impl(backend)
     rng = np.random.default_rng(9)
-    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    n_state = len(OPTIMIZERS[optimizer][0])
     P0 = rng.standard_normal((3, 4)).astype(dtype)
     grads = [rng.standard_normal((3, 4)).astype(dtype) for _ in range(3)]
     runs = []
@@ -359,9 +329,8 @@ def test_update_agreement(request, backend, dtype, pyref, optimizer, hyper):
     assert not np.array_equal(P, P0)
 
 
-def test_sgd_l2_step_by_hand(request, backend, dtype):
+def test_sgd_l2_step_by_hand(backend, dtype):
     """One SGD step with an L2 penalty (penalty then sgd_update), computed by hand."""
-    numba_pending(request, backend)
     ops = impl(backend)
     W = np.array([[1.0, -2.0], [0.5, 0.0]], dtype)
     G = np.array([[0.1, 0.2], [-0.3, 0.4]], dtype)
@@ -374,9 +343,8 @@ def test_sgd_l2_step_by_hand(request, backend, dtype):
     assert_close(W, np.array([[1.0, -2.0], [0.5, 0.0]]) + v, dtype)
 
 
-def test_sgd_weight_decay_step_by_hand(request, backend, dtype):
+def test_sgd_weight_decay_step_by_hand(backend, dtype):
     """Decoupled weight decay: W -= lr*wd*W before the (momentum) step; velocity ignores it."""
-    numba_pending(request, backend)
     ops = impl(backend)
     W = np.array([1.0, -2.0, 0.5], dtype)
     G = np.array([0.1, 0.2, -0.3], dtype)
@@ -388,9 +356,8 @@ def test_sgd_weight_decay_step_by_hand(request, backend, dtype):
     assert_close(W, decayed + v, dtype)
 
 
-def test_adam_sklearn_form_by_hand(request, backend):
+def test_adam_sklearn_form_by_hand(backend):
     """eps_outside=True is scikit-learn's Adam: two steps by hand from its formulas."""
-    numba_pending(request, backend)
     ops = impl(backend)
     lr, b1, b2, eps = 0.001, 0.9, 0.999, 1e-8
     p0 = np.array([0.3, -1.2, 2.0])
@@ -409,9 +376,8 @@ def test_adam_sklearn_form_by_hand(request, backend):
     np.testing.assert_allclose(V, v, rtol=1e-13)
 
 
-def test_sgd_and_adam_match_sklearn_optimizers(request, backend):
+def test_sgd_and_adam_match_sklearn_optimizers(backend):
     """scikit-learn's own optimizer objects (SGD with Nesterov momentum, Adam) as reference."""
-    numba_pending(request, backend)
     opt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
     ops = impl(backend)
     rng = np.random.default_rng(10)
@@ -446,10 +412,9 @@ def torch_steps(torch_opt_cls, p0, grads, **kw):
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.7])
-def test_rmsprop_matches_torch_at_eps_zero(request, backend, momentum):
+def test_rmsprop_matches_torch_at_eps_zero(backend, momentum):
     """Keras' RMSprop (eps inside the root) and PyTorch's (eps outside) coincide at eps = 0
     with constant lr (mom = lr * buf); for eps > 0 they differ as documented."""
-    numba_pending(request, backend)
     torch = pytest.importorskip("torch")
     ops = impl(backend)
     rng = np.random.default_rng(11)
@@ -468,8 +433,7 @@ def test_rmsprop_matches_torch_at_eps_zero(request, backend, momentum):
     np.testing.assert_allclose(P, p0 - 0.01 * g / np.sqrt(0.1 * g * g + eps), rtol=1e-12)
 
 
-def test_nesterov_matches_torch(request, backend):
-    numba_pending(request, backend)
+def test_nesterov_matches_torch(backend):
     torch = pytest.importorskip("torch")
     ops = impl(backend)
     rng = np.random.default_rng(12)
@@ -482,9 +446,8 @@ def test_nesterov_matches_torch(request, backend):
     np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-14)
 
 
-def test_adam_weight_decay_matches_torch_adamw(request, backend):
+def test_adam_weight_decay_matches_torch_adamw(backend):
     """Decoupled weight decay + eps inside the bias correction is PyTorch's AdamW."""
-    numba_pending(request, backend)
     torch = pytest.importorskip("torch")
     ops = impl(backend)
     rng = np.random.default_rng(13)
@@ -498,9 +461,8 @@ def test_adam_weight_decay_matches_torch_adamw(request, backend):
     np.testing.assert_allclose(P, expected, rtol=1e-12, atol=1e-14)
 
 
-def test_l2_penalty_matches_torch_coupled_weight_decay(request, backend):
+def test_l2_penalty_matches_torch_coupled_weight_decay(backend):
     """PyTorch SGD's weight_decay adds wd * p to the gradient: penalty(l2 = wd/2)."""
-    numba_pending(request, backend)
     torch = pytest.importorskip("torch")
     ops = impl(backend)
     rng = np.random.default_rng(14)
@@ -525,9 +487,8 @@ def test_mix64_is_splitmix64():
     assert mix64(2 * SPLITMIX_GAMMA) == 0x6E789E6AA1B965F4
 
 
-def test_dropout_mask_matches_contract_definition(request, backend, dtype):
+def test_dropout_mask_matches_contract_definition(backend, dtype):
     """Every entry is 0 or dtype(1/(1-rate)) exactly as dropout_keep decides."""
-    numba_pending(request, backend)
     ops = impl(backend)
     rate, seed, step, layer = 0.3, 2**63 + 12345, 17, 2
     M = ops.dropout_mask((6, 9), rate, seed, step, layer, dtype)
@@ -541,8 +502,7 @@ def test_dropout_mask_matches_contract_definition(request, backend, dtype):
     np.testing.assert_array_equal(M, expected)
 
 
-def test_dropout_mask_properties(request, backend):
-    numba_pending(request, backend)
+def test_dropout_mask_properties(backend):
     ops = impl(backend)
     shape, rate = (100, 200), 0.3
     M = ops.dropout_mask(shape, rate, 7, 1, 0, np.float32)
@@ -580,7 +540,7 @@ def net_setup(dtype, optimizer="sgd", hyper=None, widths=(4, 6, 3), acts=("gelu"
     k = widths[-1]
     T = rng.integers(0, k, N) if head == "softmax_cross_entropy" else (
         rng.standard_normal((N, k)).astype(dtype))  # fmt: skip
-    n_state = len(ALL_OPTIMIZERS[optimizer][0])
+    n_state = len(OPTIMIZERS[optimizer][0])
     state = [tuple(np.zeros_like(p) for _ in range(n_state)) for pair in zip(Ws, bs) for p in pair]
     return dict(
         Ws=Ws, bs=bs, activations=list(acts), X=X, T=T,
@@ -628,11 +588,10 @@ def assert_same_training(got, expected, dtype, terms=1):
             assert_close(A, B, dtype, terms=terms, err_msg="optimizer state")
 
 
-@pytest.mark.parametrize("optimizer", list(ALL_OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("case", KEYWORD_CASES)
-def test_train_keywords_agreement(request, backend, dtype, pyref, case, optimizer):
+def test_train_keywords_agreement(backend, dtype, pyref, case, optimizer):
     """Each new train_batches keyword, on each optimizer (all options on), vs python."""
-    numba_pending(request, backend)
     args = net_setup(dtype, optimizer)
     kw = keyword_case(case, dtype)
     if case == "epoch_size":  # two epochs of 5 rows: batches 4+1, 4+1
@@ -647,8 +606,7 @@ def test_train_keywords_agreement(request, backend, dtype, pyref, case, optimize
     assert_same_training(got, expected, dtype, terms=64 if optimizer != "sgd" else 1)
 
 
-def test_frozen_parameters_untouched(request, backend, dtype):
-    numba_pending(request, backend)
+def test_frozen_parameters_untouched(backend, dtype):
     args = net_setup(dtype, "adam")
     losses, _, a = run_train(impl(backend), args, {"trainable": [False, True, True, False]})
     np.testing.assert_array_equal(a["Ws"][0], args["Ws"][0])
@@ -660,9 +618,8 @@ def test_frozen_parameters_untouched(request, backend, dtype):
     assert not np.array_equal(a["Ws"][1], args["Ws"][1])
 
 
-def test_epoch_size_equals_separate_calls(request, backend, dtype):
+def test_epoch_size_equals_separate_calls(backend, dtype):
     """Batching restarts at each epoch: one fused call equals one call per epoch."""
-    numba_pending(request, backend)
     ops = impl(backend)
     args = net_setup(dtype, "adam", N=10)
     rng = np.random.default_rng(23)
@@ -680,9 +637,8 @@ def test_epoch_size_equals_separate_calls(request, backend, dtype):
         np.testing.assert_array_equal(P, Q)
 
 
-def test_constant_lrs_ones_weights_zero_dropout_are_no_ops(request, backend, dtype):
+def test_constant_lrs_ones_weights_zero_dropout_are_no_ops(backend, dtype):
     """lrs equal to hyper's lr, all-ones sample weights and rate-0 dropout change nothing."""
-    numba_pending(request, backend)
     ops = impl(backend)
     args = net_setup(dtype, "sgd")
     plain = run_train(ops, args, {})
@@ -690,10 +646,9 @@ def test_constant_lrs_ones_weights_zero_dropout_are_no_ops(request, backend, dty
     assert_same_training(run_train(ops, args, kw), plain, dtype)
 
 
-def test_sklearn_penalty_one_batch_by_hand(request, backend):
+def test_sklearn_penalty_one_batch_by_hand(backend):
     """penalty_per_row with l2 = alpha/2 is scikit-learn's alpha: one SGD batch composed by
     hand from the primitive ops (float64)."""
-    numba_pending(request, backend)
     ops = impl(backend)
     alpha = 0.3
     args = net_setup(np.float64, "sgd", hyper=(0.1, 0.0), acts=("relu", "linear"), head="mse")
@@ -717,9 +672,8 @@ def test_sklearn_penalty_one_batch_by_hand(request, backend):
     np.testing.assert_allclose(got[2]["Ws"][1], W1 - 0.1 * dW1, rtol=1e-12, atol=1e-14)
 
 
-def test_dropout_one_batch_by_hand(request, backend):
+def test_dropout_one_batch_by_hand(backend):
     """Inverted dropout on layer 0's output in update t = step + 1, composed by hand."""
-    numba_pending(request, backend)
     ops = impl(backend)
     args = net_setup(np.float64, "sgd", hyper=(0.1, 0.0), acts=("tanh", "linear"), head="mse")
     args["order"] = args["order"][:4]
@@ -764,15 +718,14 @@ def test_default_train_batches_skips_first_layer_dX():
 # --------------------------------------------------------------------------- trajectory
 
 
-@pytest.mark.parametrize("optimizer", list(ALL_OPTIMIZERS))
-def test_trajectory_all_features(request, backend, pyref, optimizer):
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_trajectory_all_features(backend, pyref, optimizer):
     """240 float64 updates of a net using every new activation, dropout, L1/L2 penalties,
     decoupled weight decay, a frozen layer, sample weights, a per-batch learning rate and
     fused epochs: the same weights as the python reference.
 
     Tolerance as tests/test_trajectory.py: float64 backends differ by summation order
     (~1e-16 per op), ~1e-13 after a few hundred steps; rtol 1e-10 / atol 1e-12."""
-    numba_pending(request, backend)
     acts = ("leaky_relu", "elu", "gelu", "softplus", "silu", "linear")
     hyper = {"sgd": (0.05, 0.9, 1, 1e-3), "adam": (2e-3, 0.9, 0.999, 1e-7, 1e-3, 0),
              "rmsprop": (2e-3, 0.9, 0.5, 1e-7, 1e-3)}[optimizer]  # fmt: skip

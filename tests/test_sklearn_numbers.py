@@ -26,15 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from fastnn.sklearn import MLPClassifier, MLPRegressor
 
-#: The ONE marker for the numba backend's pending support of the contract extension
-#: (penalties, lrs, epoch_size, nesterov, Adam's eps_outside): remove it here when
-#: numba implements them.
-NUMBA_PENDING = pytest.mark.xfail(
-    strict=True, reason="numba implementation of the new contract ops pending"
-)
-
-BACKENDS = ["python", "numpy", pytest.param("numba", marks=NUMBA_PENDING)]
-FAST_BACKENDS = ["numpy", pytest.param("numba", marks=NUMBA_PENDING)]
+BACKENDS = ["python", "numpy", "numba"]
+FAST_BACKENDS = ["numpy", "numba"]
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -152,7 +152,7 @@ _LAST_ACTIVATION = {"binary_crossentropy": "sigmoid", "categorical_crossentropy"
 
 def _warm_train(ops, dtype: np.dtype) -> None:
     """Run ``train_batches`` once per head x optimizer on a narrow and a wide net."""
-    from fastnn.kernels.contract import HEADS, OPTIMIZERS
+    from fastnn.kernels.contract import HEADS, HYPER_REQUIRED, OPTIMIZERS
 
     rng = np.random.default_rng(0)
     n, k = 4, 3
@@ -169,7 +169,9 @@ def _warm_train(ops, dtype: np.dtype) -> None:
             for optimizer, (state_names, hyper_names) in OPTIMIZERS.items():
                 params = [p for pair in zip(Ws, bs) for p in pair]
                 state = [tuple(np.zeros_like(p) for _ in state_names) for p in params]
-                hyper = {"lr": 0.01, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7}
+                hyper = {"lr": 0.01, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7,
+                         "rho": 0.9}  # fmt: skip
+                hyper_names = hyper_names[: HYPER_REQUIRED[optimizer]]
                 ops.train_batches(
                     [W.copy() for W in Ws], [b.copy() for b in bs], ["relu", last], X, T,
                     np.arange(n, dtype=np.int64), 2, head, optimizer, state,
@@ -204,7 +206,7 @@ def warmup(dtypes=("float32", "float64"), backend: str = "numba") -> float:
     name = dispatch.resolve_auto_backend() if backend == "auto" else backend
     ops = dispatch.get_ops(name)
     if ops.impl.name == "numba":
-        from fastnn.kernels.numba.train import compile_trainers
+        from fastnn.kernels.numba import compile_trainers
 
         for dt in resolved:
             _warm_ops(ops.impl, dt)

@@ -73,7 +73,7 @@ def _numba_threading() -> list[str]:
         f"available: {', '.join(available) or 'none'}"
     )
     try:
-        from fastnn.kernels.numba.train import parallel_threads
+        from fastnn.kernels.numba import parallel_threads
     except ImportError:
         return lines
     nt = parallel_threads()

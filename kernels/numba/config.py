@@ -25,15 +25,22 @@ Choices, and why:
   logits, ``relu(NaN)`` and the loss clips correct; nor ``afn``/``arcp``, which
   allow approximate functions and reciprocals; nor, in general, ``reassoc``: it
   lets LLVM rewrite ``b2 v + (1 - b2) g^2`` as ``b2 (v - g^2) + g^2``, which
-  cancels (measured: 3.6e-5 relative error in a float32 Adam moment).
+  cancels digits in a float32 Adam moment.
 * ``JIT_REDUCE`` (``FASTMATH_REDUCE`` = ``FASTMATH`` + ``reassoc``) -- only for
   kernels that are pure sums or dot products (:func:`~.kernels.row_sum`,
-  :func:`~.kernels._sum64`, :func:`~.gemm.gemm_nt`, the trainer's
-  :func:`~.train._layer_grads` and ``_sum_row64``): there reassociation just
-  reorders the sum so it can be vectorized, changing the result by rounding only
+  :func:`~.kernels._sum64`, :func:`~.gemm.gemm_nt`, the batch-minor trainer's
+  :func:`~.train_small.layer_grads` and :func:`~.train_small.sum64_prefix`): there
+  reassociation just reorders the sum so it can be vectorized, changing the result by rounding only
   (as BLAS does).
+* ``JIT_INLINE`` (``JIT`` + ``inline="always"``) -- for the scalar formulas of
+  :mod:`.scalar` and the phases of the batch-minor trainer: Numba inlines them
+  into the caller before typing, so a dispatch on an activation code inside an
+  element loop is hoisted out of the loop by LLVM, and a phase that takes arrays
+  costs no call and no reference-count updates.  A plain ``@njit`` callee is
+  compiled separately and is not reliably inlined; a switch inside it then stays
+  in the loop and blocks vectorization.
 * ``parallel=True`` only in ``JIT_PARALLEL``, for the one kernel that earns it: the
-  trainer of wide networks (:func:`~.train._train_gemm_par`), where each thread
+  trainer of wide networks (:func:`~.train_gemm.train_gemm_par`), where each thread
   does a whole slice of a batch (gather, products, epilogues) and calls NumPy's
   OpenBLAS limited to one thread, so Numba's is the only active pool (see
   :mod:`fastnn.dispatch.runtime`: two pools alternating on 2 cores make idle threads spin
@@ -56,6 +63,9 @@ JIT: dict = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 
 #: Keyword arguments of the pure-reduction kernels (sums, dot products).
 JIT_REDUCE: dict = dict(JIT, fastmath=FASTMATH_REDUCE)
+
+#: Keyword arguments of scalar formulas and trainer phases, inlined into their callers.
+JIT_INLINE: dict = dict(JIT, inline="always")
 
 #: Keyword arguments of the one parallel kernel, the multi-threaded trainer.
 JIT_PARALLEL: dict = dict(JIT, parallel=True)

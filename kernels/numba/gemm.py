@@ -9,9 +9,9 @@ other ``@njit`` code without touching SciPy's separate OpenBLAS copy, which
 
 Loop orders keep the innermost loop contiguous in memory so LLVM vectorizes it
 (AVX2/AVX-512 FMA); the accumulation is in the arrays' dtype, like BLAS.
-Measured on the development machine they reach ~20 GFLOP/s float32 (32x128x128),
-against ~100 for single-threaded OpenBLAS: they only pay below a few thousand
-multiply-adds, where call overhead dominates (see ``ops.SMALL_PRODUCT``).
+They are several times slower than single-threaded OpenBLAS and only pay
+below a few thousand multiply-adds, where call overhead dominates (see
+``ops.SMALL_PRODUCT``).
 
 All arrays C-contiguous, one float dtype.
 """

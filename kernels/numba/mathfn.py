@@ -1,7 +1,7 @@
 """Vectorizable ``exp`` and ``log`` for compiled loops of the ``numba`` backend.
 
-Numba lowers ``np.exp`` / ``np.log`` in a loop to scalar libm calls (~5 ns per
-element, and the loop cannot vectorize around a call).  These are written out in
+Numba lowers ``np.exp`` / ``np.log`` in a loop to scalar libm calls (and the loop
+cannot vectorize around a call).  These are written out in
 branch-free float64 arithmetic (fdlibm's argument reductions and polynomials),
 inline, and compile to SIMD code with the loop around them, within ~1 ulp of
 libm.  ``fast_*`` take float32 or float64 and compute in float64, rounding once.
@@ -39,8 +39,8 @@ _LN2_LO = 1.90821492927058770002e-10
 def exp64(x):
     """exp(x) in float64 within ~1 ulp of libm, written so loops over it vectorize.
 
-    Numba's ``np.exp`` calls scalar libm (~5 ns); this is branch-free and inlines,
-    so a loop of sigmoids compiles to SIMD code (~1 ns per element).  The Taylor
+    Numba's ``np.exp`` calls scalar libm; this is branch-free and inlines, so a
+    loop of sigmoids compiles to SIMD code.  The Taylor
     polynomial of degree 13 on |r| <= 0.347 has truncation error below 4e-18.
     Overflow gives inf, underflow gradual subnormals then 0, NaN propagates
     (through ``p``).
