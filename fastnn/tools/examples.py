@@ -399,6 +399,13 @@ def _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr, dropout
     return model
 
 
+def _cosine_decay(model, lr, steps) -> None:
+    """The optimizer's rate decays from ``lr`` to 0 over ``steps`` updates."""
+    from fastnn.optimizers.schedules import CosineDecay
+
+    model.optimizer.learning_rate = CosineDecay(lr, steps)
+
+
 def _check_fashion_args(limit, save) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
@@ -443,8 +450,7 @@ def fashion_mnist(
     and test images only; ``data``: directory of the four ``.gz`` files; ``save``:
     write the trained model there.  ``warmup`` first fits a throwaway copy on a few
     batches so JIT compilation is not part of ``train_time``.  ``dropout``: a Dropout
-    of that rate after each hidden layer; ``cosine``: the learning rate decays from
-    ``lr`` to 0 over the run (Keras' ``CosineDecay``).  Returns
+    after each hidden layer; ``cosine``: ``lr`` decays to 0 (``CosineDecay``).  Returns
     ``test_accuracy`` (argmax of ``predict`` on the test images), ``train_time``
     (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
     """
@@ -460,19 +466,16 @@ def fashion_mnist(
         x_train, y_train = x_train[:limit], y_train[:limit]
         x_test, y_test = x_test[:limit], y_test[:limit]
     if cosine:
-        from fastnn.optimizers.schedules import CosineDecay
-
-        steps = epochs * -(-len(x_train) // batch_size)
-        model.optimizer.learning_rate = CosineDecay(lr, steps)
+        _cosine_decay(model, lr, epochs * -(-len(x_train) // batch_size))
 
     arch = "-".join(str(u) for u in (784, *hidden, 10))
     name = _backend_name(model, backend)
     if verbose:  # before the warm-up, which can take a while (JIT, the python backend)
         extras = (f", dropout {dropout}" if dropout else "") + (", cosine decay" if cosine else "")
+        settings = f"{optimizer} lr {lr}{extras}, batch {batch_size}, {_epochs(epochs)}, {dtype}"
         print(
-            f"Fashion-MNIST MLP {arch}, {optimizer} lr {lr}{extras}, batch {batch_size}, "
-            f"{_epochs(epochs)}, {dtype}, backend {name}, {len(x_train)} training images, "
-            f"{len(x_test)} test images",
+            f"Fashion-MNIST MLP {arch}, {settings}, backend {name}, {len(x_train)} training "
+            f"images, {len(x_test)} test images",
             flush=True,
         )
 
@@ -496,17 +499,10 @@ def fashion_mnist(
         )
         if save is not None:
             print(f"model saved to {save}")
+    times = {"train_time": train_time, "warmup_time": warmup_time}
     sizes = {"epochs": epochs, "n_train": len(x_train), "n_test": len(x_test)}
-    return {
-        "backend": name,
-        "architecture": arch,
-        "test_accuracy": test_accuracy,
-        "train_time": train_time,
-        "warmup_time": warmup_time,
-        **sizes,
-        "history": _history_dict(history),
-        "ok": True,
-    }
+    return {"backend": name, "architecture": arch, "test_accuracy": test_accuracy, **times,
+            **sizes, "history": _history_dict(history), "ok": True}  # fmt: skip
 
 
 #: The target of ``fashion-mnist-best`` (issue 10): above the dataset benchmark's best
