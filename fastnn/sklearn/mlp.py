@@ -343,7 +343,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         bs = [np.asarray(b, dtype) for b in self.intercepts_]
         acts = solvers.train_activations(self.activation, len(Ws))
         acts[-1] = solvers.OUT_ACTIVATIONS[self.out_activation_]
-        _, As = solvers.forward(get_ops(self.backend), Ws, bs, acts, np.asarray(X, dtype))
+        ops = solvers.prediction_ops(self.backend)
+        _, As = solvers.forward(ops, Ws, bs, acts, np.asarray(X, dtype))
         return As[-1]
 
     def _score_with_function(self, X, y, score_function):

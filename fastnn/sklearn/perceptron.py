@@ -18,7 +18,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import fastnn
-from fastnn.dispatch import get_ops
+
+from .solvers import prediction_ops
 
 
 class Perceptron(ClassifierMixin, BaseEstimator):
@@ -81,7 +82,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         """``X @ coef_.T + intercept_`` ``(n,)``: positive means ``classes_[1]``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        Z, _ = get_ops(self.backend).dense_forward(X, self.rule_.W_, self.rule_.b_, "linear")
+        Z, _ = prediction_ops(self.backend).dense_forward(X, self.rule_.W_, self.rule_.b_, "linear")
         return Z[:, 0]
 
     def predict(self, X):

@@ -39,6 +39,8 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
+from fastnn.dispatch import get_backend, get_ops, load_backend, parse_backend
+
 #: scikit-learn's hidden activation names -> the contract's.
 ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
@@ -81,6 +83,26 @@ def make_problem(X, Y, out_activation):
 def train_activations(hidden, n_layers):
     """Contract activations per layer while training: the heads take logits (``"linear"``)."""
     return [ACTIVATIONS[hidden]] * (n_layers - 1) + ["linear"]
+
+
+def prediction_ops(backend):
+    """The op object a fitted estimator predicts with: ``get_ops(backend)``.
+
+    A model fitted on the ``numba`` backend can be unpickled where Numba cannot be
+    imported (a Dask worker, a slim serving image).  Its arrays are plain NumPy and
+    ``dense_forward`` agrees across backends to rounding, so it then predicts through
+    the ``numpy`` backend, with a warning, instead of failing.
+    """
+    name = get_backend() if backend is None else parse_backend(backend)
+    if name == "numba" and load_backend("numba") is None:
+        warnings.warn(
+            "fastnn: this model's backend is 'numba' but Numba cannot be imported in this "
+            "process; predicting through the 'numpy' backend (same results to rounding).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        name = "numpy"
+    return get_ops(name)
 
 
 def forward(ops, Ws, bs, activations, X):
