@@ -504,3 +504,17 @@ def test_new_layers_and_options_survive_save_and_load(tmp_path):
     loaded.fit(X, LABELS, epochs=1, verbose=0, seed=1)
     for A, B in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(A, B)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_validation_weights_give_the_weighted_val_loss(backend):
+    w = np.array([1.0, 2.0, 0.0, 1.0, 3.0, 1.0, 0.5, 1.0])
+    model = linear_model(backend, "float64", SGD(0.05))
+    history = model.fit(X, T, epochs=2, verbose=0, validation_data=(X, T, w))
+    np.testing.assert_allclose(history.history["val_loss"][-1],
+                               model.evaluate(X, T, sample_weight=w), rtol=1e-12)  # fmt: skip
+    # validation_split holds out the last rows of x, y and sample_weight alike.
+    model = linear_model(backend, "float64", SGD(0.05))
+    history = model.fit(X, T, epochs=1, verbose=0, validation_split=0.25, sample_weight=w)
+    held_out = model.evaluate(X[6:], T[6:], sample_weight=w[6:])
+    np.testing.assert_allclose(history.history["val_loss"][-1], held_out, rtol=1e-12)
