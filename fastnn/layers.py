@@ -1,15 +1,21 @@
-"""Layers of a :class:`fastnn.Sequential` model: :class:`Dense`, :class:`Flatten`, and
-the :class:`Input` marker.
+"""Layers of a :class:`fastnn.Sequential` model: :class:`Dense`, :class:`Dropout`,
+:class:`Flatten`, and the :class:`Input` marker.
 
 Names follow Keras 3: a layer created without ``name=`` is called after its class in
 snake case, numbered per process (``dense``, ``dense_1``, ``dense_2``, ...; ``flatten``,
 ``flatten_1``, ...).  ``get_config()`` returns the constructor arguments, so
 ``type(layer)(**layer.get_config())`` rebuilds an unbuilt copy (with the same name).
 
-Adding a layer type (e.g. ``Dropout``, issue 10) means: a :class:`Layer` subclass here
-with ``get_config``, an entry in :data:`LAYER_CLASSES` (so saved models and
-``Sequential.from_config`` find it), and telling ``fastnn.training`` what it does to
-the fused ``train_batches`` call (a per-``Dense`` keyword such as ``dropout=``).
+Every layer has ``trainable`` (Keras: ``layer.trainable = False`` freezes its weights;
+gradients still flow through it to the layers below).  Setting an attribute a layer
+does not have raises ``AttributeError`` (a misspelt ``layer.trainabel = False`` would
+otherwise pass silently).
+
+Adding a layer type means: a :class:`Layer` subclass here with ``get_config`` and its
+public attributes in ``ATTRIBUTES``, an entry in :data:`LAYER_CLASSES` (so saved
+models and ``Sequential.from_config`` find it), and telling ``fastnn.training`` what
+it does to the fused ``train_batches`` call (a per-``Dense`` keyword such as
+``dropout=``).
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import threading
 
 import numpy as np
 
-from fastnn.kernels.contract import ACTIVATIONS
+from fastnn.kernels.contract import LEAKY_RELU_SLOPE
 
-from . import initializers
+from . import activations, initializers, regularizers
 from .dispatch import validation as chk
 
 _uid_lock = threading.Lock()
@@ -48,19 +54,56 @@ def check_shape(name: str, shape) -> tuple[int, ...]:
     return tuple(chk.check_int(f"{name}[{i}]", s, low=1) for i, s in enumerate(shape))
 
 
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 class Layer:
-    """Base class: a name, an optional input shape, and no weights."""
+    """Base class: a name, an optional input shape, ``trainable``, and no weights."""
 
     #: Prefix of automatic names.
     prefix = "layer"
 
-    def __init__(self, name=None, input_shape=None):
+    #: Public attributes of this class (with those of its bases): the only ones that
+    #: can be set.  Names starting with ``_`` are internal and not checked.
+    ATTRIBUTES: tuple[str, ...] = ("name", "input_shape", "trainable")
+
+    def __init__(self, name=None, input_shape=None, *, trainable=True):
         if name is None:
             name = unique_name(self.prefix)
         elif not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
         self.name = name
         self.input_shape = None if input_shape is None else check_shape("input_shape", input_shape)
+        self.trainable = trainable
+
+    @classmethod
+    def settable(cls) -> list[str]:
+        """Every public attribute of this layer class, sorted."""
+        names = set()
+        for klass in cls.__mro__:
+            names.update(vars(klass).get("ATTRIBUTES", ()))
+        return sorted(names)
+
+    def __setattr__(self, key, value):
+        if not key.startswith("_") and key not in type(self).settable():
+            raise AttributeError(
+                f"{type(self).__name__} layer {getattr(self, 'name', '?')!r} has no attribute "
+                f"{key!r}; its attributes are: {', '.join(type(self).settable())}"
+            )
+        super().__setattr__(key, value)
+
+    @property
+    def trainable(self) -> bool:
+        """False freezes the layer's weights in ``fit`` (no update, no weight decay,
+        no penalty); gradients still flow through it to the layers below."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = check_bool("trainable", value)
 
     @property
     def built(self) -> bool:
@@ -77,7 +120,7 @@ class Layer:
         return 0
 
     def get_config(self) -> dict:
-        return {"name": self.name}
+        return {"name": self.name, "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config: dict):
@@ -140,11 +183,23 @@ class Dense(Layer):
     ``X: (n, n_in)``, ``W: (n_in, units)``, ``b: (units,)``, ``Y: (n, units)``.
     ``W`` and ``b`` are created when the model is built (from ``input_dim``,
     ``input_shape=(n_in,)``, a leading :class:`Input`, or the first data it sees).
-    ``activation=None`` means ``"linear"``; ``"step"`` is forward-only (it cannot be
-    trained by backpropagation).
+    ``activation``: a name of ``fastnn.kernels.contract.ALL_ACTIVATIONS`` or a function
+    of :mod:`fastnn.activations` (``None`` means ``"linear"``); ``"step"`` is
+    forward-only (it cannot be trained by backpropagation).  ``leaky_relu``'s slope is
+    0.2 unless given through ``functools.partial(fastnn.activations.leaky_relu,
+    negative_slope=s)`` (kept in ``negative_slope``).
+
+    ``use_bias=False``: no bias at all (``b`` is a frozen array of zeros, which the
+    fused trainer never updates).  ``kernel_regularizer``: None, ``"l1"``, ``"l2"``,
+    ``"l1_l2"`` or a :mod:`fastnn.regularizers` object; its penalty on ``W`` joins the
+    loss.  ``trainable=False`` freezes ``W`` and ``b``.
     """
 
     prefix = "dense"
+    ATTRIBUTES = (
+        "units", "activation", "negative_slope", "use_bias", "kernel_initializer",
+        "bias_initializer", "kernel_regularizer", "input_dim", "W", "b",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -155,16 +210,16 @@ class Dense(Layer):
         bias_initializer="zeros",
         input_dim=None,
         *,
+        kernel_regularizer=None,
         input_shape=None,
         name=None,
+        trainable=True,
     ):
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(name=name, input_shape=input_shape, trainable=trainable)
         self.units = chk.check_int("units", units, low=1)
-        self.activation = "linear" if activation is None else activation
-        chk.check_name("activation", self.activation, ACTIVATIONS)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise TypeError(f"use_bias must be True or False, got {use_bias!r}")
-        self.use_bias = bool(use_bias)
+        self.activation, self.negative_slope = activations.resolve(activation)
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.kernel_initializer = initializers.check(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.check(bias_initializer, "bias_initializer")
         if input_dim is not None:
@@ -204,7 +259,8 @@ class Dense(Layer):
         if self.use_bias:
             self.b = initializers.draw(self.bias_initializer, (self.units,), rng, dtype)
         else:
-            # The contract always adds a bias; a bias-free layer keeps it at zero.
+            # The contract always adds a bias; a bias-free layer's is zero and frozen
+            # (``train_batches(trainable=...)`` never updates it).
             self.b = np.zeros(self.units, dtype=dtype)
 
     def weights(self) -> list[np.ndarray]:
@@ -219,14 +275,23 @@ class Dense(Layer):
             return None
         return n_in * self.units + (self.units if self.use_bias else 0)
 
+    def activation_config(self):
+        """``activation`` as saved: the name, or ``{"name", "negative_slope"}`` for a
+        ``leaky_relu`` with a slope other than the default."""
+        if self.activation == "leaky_relu" and self.negative_slope != LEAKY_RELU_SLOPE:
+            return {"name": "leaky_relu", "negative_slope": self.negative_slope}
+        return self.activation
+
     def get_config(self) -> dict:
         return {
             "name": self.name,
+            "trainable": self.trainable,
             "units": self.units,
-            "activation": self.activation,
+            "activation": self.activation_config(),
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "input_dim": self.input_dim,
         }
 
@@ -234,8 +299,38 @@ class Dense(Layer):
         return f"Dense({self.units}, activation={self.activation!r}, name={self.name!r})"
 
 
+class Dropout(Layer):
+    """Inverted dropout (Keras 3 ``Dropout(rate, seed=None)``).
+
+    In ``fit``, each unit of the previous Dense layer's output is zeroed with
+    probability ``rate`` and the kept ones are scaled by ``1 / (1 - rate)``; in
+    ``predict`` and ``evaluate`` the layer is the identity.  It must follow a Dense
+    layer that is not the last one (several Dropouts in a row act as one of rate
+    ``1 - prod(1 - rate_i)``).
+
+    The masks come from the op contract's counter-based generator (a function of
+    seed, update number, layer index and element index), so every backend draws the
+    same masks: the seed is the first Dropout's ``seed`` in the model, else ``fit``'s
+    ``seed``.  ``rate`` in ``[0, 1)``.
+    """
+
+    prefix = "dropout"
+    ATTRIBUTES = ("rate", "seed")
+
+    def __init__(self, rate, seed=None, *, name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self.rate = chk.check_scalar("rate", rate, low=0, high=1, high_open=True)
+        self.seed = None if seed is None else chk.check_int("seed", seed, low=0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.rate}, name={self.name!r})"
+
+
 #: Layer class names in saved configurations -> classes.
-LAYER_CLASSES: dict[str, type[Layer]] = {"Dense": Dense, "Flatten": Flatten}
+LAYER_CLASSES: dict[str, type[Layer]] = {"Dense": Dense, "Dropout": Dropout, "Flatten": Flatten}
 
 
 def from_config(entry: dict) -> Layer:

@@ -41,16 +41,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.kernels.contract import DIFFERENTIABLE_ACTIVATIONS
+from fastnn.kernels.contract import ALL_DIFFERENTIABLE_ACTIVATIONS
 
 from . import data_checks, dispatch, losses, optimizers, saving, utils
 from . import metrics as metrics_mod
 from .callbacks import Callback, History
 from .dispatch import validation as chk
-from .layers import Dense, Flatten, Input, Layer, unique_name
+from .layers import Dense, Dropout, Flatten, Input, Layer, unique_name
 from .layers import from_config as layer_from_config
 from .progress import Progress, format_logs, format_time
-from .training import Chunking, EpochLoop, Trainer
+from .training import Chunking, EpochLoop, Trainer, train_options
 
 #: ``fit`` hands the backend at least this many rows per ``train_batches`` call (at
 #: least one batch): enough work to amortize a call, short enough that the progress
@@ -148,7 +148,7 @@ class FitRun:
 
     X: np.ndarray
     plan: losses.Plan
-    val: tuple | None  # (X_val, plan_val)
+    val: tuple | None  # (X_val, plan_val, sample_weight_val or None)
     batch_size: int
     epochs: int
     initial_epoch: int
@@ -156,6 +156,7 @@ class FitRun:
     shuffle: bool
     seed: int | None
     callbacks: list
+    sample_weight: np.ndarray | None = None  # (n,) of the model dtype
 
 
 class Sequential:
@@ -181,7 +182,7 @@ class Sequential:
         self._layers: list[Layer] = []
         self._input_shape: tuple[int, ...] | None = None
         self.optimizer: optimizers.Optimizer | None = None
-        self.loss: str | None = None
+        self.loss: str | losses.Loss | None = None
         self.metrics: tuple[metrics_mod.Metric, ...] = ()
         self.history: History | None = None
         self.stop_training = False
@@ -390,11 +391,12 @@ class Sequential:
     def summary(self, print_fn=print) -> None:
         """Print a table of layers, output shapes and parameter counts (Keras style)."""
         rows = [("Layer (type)", "Output Shape", "Param #")]
-        n_in, total = self.input_dim, 0
+        n_in, total, frozen = self.input_dim, 0, 0
         for layer in self._layers:
             if isinstance(layer, Dense):
                 count = layer.count_params(n_in)
                 total = None if count is None or total is None else total + count
+                frozen += 0 if layer.trainable or count is None else count
                 kind, shape = f"Dense, {layer.activation}", f"(None, {layer.units})"
                 n_in = layer.units
             else:
@@ -402,7 +404,9 @@ class Sequential:
                 shape = "(None, ?)" if n_in is None else f"(None, {n_in})"
             rows.append((f"{layer.name} ({kind})", shape, "?" if count is None else f"{count:,}"))
         print_fn(
-            "\n".join(_summary_lines(self.name, rows, total, self.dtype, self._backend_label()))
+            "\n".join(
+                _summary_lines(self.name, rows, (total, frozen), self.dtype, self._backend_label())
+            )
         )
 
     # ------------------------------------------------------------------ weights
@@ -459,15 +463,22 @@ class Sequential:
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="sgd", loss=None, metrics=None) -> None:
-        """Choose the optimizer (name or instance), the loss name and the metrics
-        (names or :mod:`fastnn.metrics` objects)."""
+        """Choose the optimizer (name or instance), the loss (name or :mod:`fastnn.losses`
+        object) and the metrics (names or :mod:`fastnn.metrics` objects).
+
+        Raises ValueError when the loss cannot meet the last layer's output (a
+        cross-entropy on probabilities after a non-probability activation), naming the
+        fix (see :func:`fastnn.losses.check_output`)."""
         opt = optimizers.get(optimizer)
         if loss is None:
             raise ValueError(
                 f"compile needs a loss; valid choices are: "
-                f"{', '.join(repr(n) for n in losses.LOSS_NAMES)}"
+                f"{', '.join(repr(n) for n in losses.LOSS_NAMES)} or a fastnn.losses object"
             )
         loss = losses.get(loss)
+        if self.dense_layers:
+            last = self.dense_layers[-1]
+            losses.check_output(loss, last.activation, last.name)
         chosen = metrics_mod.get_list(metrics)
         self.optimizer, self.loss, self.metrics = opt, loss, chosen
         opt.state = None
@@ -492,11 +503,13 @@ class Sequential:
         return dispatch.get_ops(self._backend)
 
     def _forward(self, ops, X):
-        """(Z, Y) of the last layer for ``X``, through ``ops.dense_forward``."""
+        """(Z, Y) of the last layer for ``X``, through ``ops.dense_forward`` (Dropout is
+        the identity outside ``fit``)."""
         A = X
         Z = None
         for layer in self.dense_layers:
-            Z, A = ops.dense_forward(A, layer.W, layer.b, layer.activation)
+            kw = {} if layer.negative_slope is None else {"negative_slope": layer.negative_slope}
+            Z, A = ops.dense_forward(A, layer.W, layer.b, layer.activation, **kw)
         return Z, A
 
     def _check_x(self, x, name="x") -> np.ndarray:
@@ -562,8 +575,21 @@ class Sequential:
         """``model(x)``: the predictions as an array (``predict(x)``, silent)."""
         return self.predict(x)
 
-    def _measure(self, ops, X, plan, batch_size, chosen, with_loss=True) -> dict:
-        """Mean loss (if ``with_loss``) and ``chosen`` metrics of ``X`` against ``plan.T``."""
+    def _penalty(self, ops) -> float:
+        """The kernel regularizers' penalty of the current weights (Keras adds it to
+        every reported loss: training, ``evaluate``, ``val_loss``)."""
+        total = 0.0
+        for layer in self.dense_layers:
+            reg = layer.kernel_regularizer
+            if reg is not None and layer.trainable and reg.pair() != (0.0, 0.0):
+                l1, l2 = reg.pair()
+                total += ops.penalty(layer.W, np.zeros_like(layer.W), l1, l2)
+        return total
+
+    def _measure(self, ops, X, plan, batch_size, chosen, with_loss=True, weights=None) -> dict:
+        """Mean loss (if ``with_loss``; weighted by ``weights: (n,)`` as Keras'
+        ``sample_weight``, plus the regularizers' penalty) and ``chosen`` metrics of
+        ``X`` against ``plan.T``."""
         n, k = len(X), self.dense_layers[-1].units
         step = batch_size or CHUNK_ROWS  # chunks bound the temporaries, as in predict
         sums = dict.fromkeys((["loss"] if with_loss else []) + [m.name for m in chosen], 0.0)
@@ -571,7 +597,8 @@ class Sequential:
             Xb, Tb = X[i : i + step], plan.T[i : i + step]
             Z, Y = self._forward(ops, Xb)
             if with_loss:
-                sums["loss"] += losses.batch_loss(ops, plan, Z, Y, Tb) * len(Xb)
+                wb = None if weights is None else weights[i : i + step]
+                sums["loss"] += losses.batch_loss(ops, plan, Z, Y, Tb, wb) * len(Xb)
             if not chosen:
                 continue
             dense_T = _dense_targets(_slice_plan(plan, i, i + step), k)
@@ -581,12 +608,19 @@ class Sequential:
                     sums[m.name] += metrics_mod.count_correct(Z if plan.fused else Y, Tb, plan.head)
                 else:
                     sums[m.name] += float(np.sum(m.values(Y, dense_T, labels)))
-        return {key: value / n for key, value in sums.items()}
+        logs = {key: value / n for key, value in sums.items()}
+        if with_loss:
+            logs["loss"] += self._penalty(ops)
+        return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
+                 return_dict=False):  # fmt: skip
         """The loss (mean over samples), or ``[loss, *metrics]`` with metrics, or with
         ``return_dict=True`` ``{"loss": ..., <metric name>: ...}``.  ``verbose=1`` prints
-        one line: ``steps/steps - loss: ...`` (steps of ``batch_size``, default 32)."""
+        one line: ``steps/steps - loss: ...`` (steps of ``batch_size``, default 32).
+
+        ``sample_weight: (n,)``: the loss is ``sum(w_i * loss_i) / n`` (Keras); metrics
+        stay unweighted.  The kernel regularizers' penalty is added to the loss."""
         self._check_compiled("evaluate")
         if not self.dense_layers:
             raise ValueError("the model has no Dense layers: add Dense layers first")
@@ -596,10 +630,11 @@ class Sequential:
         if x is None or y is None:
             raise ValueError("evaluate needs data: evaluate(x, y)")
         X, plan = self._prepare(x, y)
+        weights = losses.check_sample_weight(sample_weight, len(X), self.dtype)
         self._ensure_built(X.shape[1])
         ops = self._ops()
         _warn_if_slow(ops, len(X) * self.count_params(), "evaluate")
-        logs = self._measure(ops, X, plan, batch_size, self.metrics)
+        logs = self._measure(ops, X, plan, batch_size, self.metrics, weights=weights)
         if verbose:
             steps = -(-len(X) // (batch_size or 32))
             print(f"{steps}/{steps}{format_logs(logs)}")
@@ -621,6 +656,8 @@ class Sequential:
         seed=None,
         callbacks=None,
         initial_epoch=0,
+        class_weight=None,
+        sample_weight=None,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns a :class:`History`.
 
@@ -639,10 +676,18 @@ class Sequential:
         loss becomes NaN/inf, training stops with a RuntimeWarning, the weights of
         the last batch whose loss was finite are restored and
         ``history.stopped_on_nonfinite`` is set.
+
+        ``sample_weight: (n,)`` weighs each row's loss (Keras: a batch's loss is
+        ``sum(w_i * loss_i) / batch_size``); ``class_weight={class: weight}`` does the
+        same by class (missing classes weigh 1); not both.  ``validation_data`` may be
+        ``(x_val, y_val, sample_weight_val)``.  Metrics stay unweighted.  Dropout
+        layers, ``trainable=False`` layers, kernel regularizers and the optimizer's
+        options go to the backend's fused ``train_batches`` (see
+        :mod:`fastnn.training`).
         """
         run = self._validate_fit(
             x, y, batch_size, epochs, verbose, validation_data, validation_split, shuffle,
-            seed, callbacks, initial_epoch,
+            seed, callbacks, initial_epoch, class_weight, sample_weight,
         )  # fmt: skip
         loop = self._plan_epochs(run)
         loop.run()
@@ -650,7 +695,7 @@ class Sequential:
 
     def _validate_fit(
         self, x, y, batch_size, epochs, verbose, validation_data, validation_split, shuffle,
-        seed, callbacks, initial_epoch,
+        seed, callbacks, initial_epoch, class_weight=None, sample_weight=None,
     ) -> FitRun:  # fmt: skip
         """Step 1 of ``fit``: check every argument and the data; change nothing."""
         self._check_compiled("fit")
@@ -671,29 +716,75 @@ class Sequential:
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         seed = utils.next_seed() if seed is None else chk.check_int("seed", seed, low=0)
         callbacks = _check_callbacks(callbacks)
-        for layer in self.dense_layers:
-            if layer.activation not in DIFFERENTIABLE_ACTIVATIONS:
-                raise ValueError(
-                    f"layer {layer.name!r} uses activation {layer.activation!r}, which has no "
-                    f"gradient; fit needs one of: "
-                    f"{', '.join(repr(a) for a in DIFFERENTIABLE_ACTIVATIONS)} "
-                    "(use fastnn.Perceptron for the step-activation learning rule)"
-                )
+        self._check_trainable_layers()
         if x is None or y is None:
             raise ValueError("fit needs training data: fit(x, y, ...)")
         X, plan = self._prepare(x, y)
+        weights = self._fit_weights(plan, class_weight, sample_weight)
         self._warn_unscaled(x, X)
-        X, plan, val = self._validation_data(X, plan, validation_data, validation_split)
+        X, plan, weights, val = self._validation_data(
+            X, plan, weights, validation_data, validation_split
+        )
         return FitRun(X, plan, val, batch_size, epochs, initial_epoch, verbose, bool(shuffle),
-                      seed, callbacks)  # fmt: skip
+                      seed, callbacks, weights)  # fmt: skip
 
-    def _validation_data(self, X, plan, validation_data, validation_split):
+    def _check_trainable_layers(self) -> None:
+        """Differentiable activations, a loss that fits the output, Dropout placement."""
+        for layer in self.dense_layers:
+            if layer.activation not in ALL_DIFFERENTIABLE_ACTIVATIONS:
+                raise ValueError(
+                    f"layer {layer.name!r} uses activation {layer.activation!r}, which has no "
+                    f"gradient; fit needs one of: "
+                    f"{', '.join(repr(a) for a in ALL_DIFFERENTIABLE_ACTIVATIONS)} "
+                    "(use fastnn.Perceptron for the step-activation learning rule)"
+                )
+        last = self.dense_layers[-1]
+        losses.check_output(self.loss, last.activation, last.name)
+        seen_dense = False
+        for i, layer in enumerate(self._layers):
+            seen_dense = seen_dense or isinstance(layer, Dense)
+            if not isinstance(layer, Dropout):
+                continue
+            if not seen_dense:
+                raise ValueError(
+                    f"Dropout layer {layer.name!r} comes before the first Dense layer: fastnn "
+                    "drops hidden units only (put it after a hidden Dense layer)"
+                )
+            if not any(isinstance(later, Dense) for later in self._layers[i + 1 :]):
+                raise ValueError(
+                    f"Dropout layer {layer.name!r} comes after the last Dense layer: the output "
+                    "is never dropped (put it between hidden Dense layers)"
+                )
+
+    def _fit_weights(self, plan, class_weight, sample_weight):
+        """Per-row loss weights from ``sample_weight`` or ``class_weight`` (or None)."""
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError(
+                "fit got both class_weight and sample_weight; pass one (multiply the class "
+                "weights into sample_weight to combine them)"
+            )
+        if class_weight is not None:
+            k = self.dense_layers[-1].units
+            return losses.class_weight_to_sample_weight(class_weight, plan, k, self.dtype)
+        return losses.check_sample_weight(sample_weight, len(plan.T), self.dtype)
+
+    def _validation_data(self, X, plan, weights, validation_data, validation_split):
+        """``(X, plan, weights, val)`` with ``val = (X_val, plan_val, weights_val)`` or None."""
         if validation_data is not None:
-            if not isinstance(validation_data, (list, tuple)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            return X, plan, self._prepare(*validation_data, xname="x_val", yname="y_val")
+            if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                    "sample_weight_val)"
+                )
+            X_val, plan_val = self._prepare(*validation_data[:2], xname="x_val", yname="y_val")
+            w_val = None
+            if len(validation_data) == 3:
+                w_val = losses.check_sample_weight(
+                    validation_data[2], len(X_val), self.dtype, "sample_weight_val"
+                )
+            return X, plan, weights, (X_val, plan_val, w_val)
         if validation_split <= 0:
-            return X, plan, None
+            return X, plan, weights, None
         split_at = int(math.floor(len(X) * (1 - validation_split)))
         if split_at < 1 or split_at == len(X):
             raise ValueError(
@@ -701,8 +792,10 @@ class Sequential:
                 f"{split_at} for training and {len(X) - split_at} for validation; "
                 "both need at least one"
             )
-        val = (X[split_at:], _slice_plan(plan, split_at, None))
-        return X[:split_at], _slice_plan(plan, 0, split_at), val
+        w_val = None if weights is None else weights[split_at:]
+        val = (X[split_at:], _slice_plan(plan, split_at, None), w_val)
+        w_train = None if weights is None else weights[:split_at]
+        return X[:split_at], _slice_plan(plan, 0, split_at), w_train, val
 
     def _warn_unscaled(self, x, X) -> None:
         """Warn once per model when inputs look unscaled (raw pixels, huge values)."""
@@ -745,6 +838,7 @@ class Sequential:
         trainer = Trainer(
             ops, self.dense_layers, run.X, run.plan, run.batch_size, opt, chunking,
             stop_on_nonfinite=self.stop_on_nonfinite, per_batch=per_batch,
+            options=train_options(self._layers, run.seed, run.sample_weight),
         )  # fmt: skip
         history.params = {"epochs": run.epochs, "steps": trainer.n_batches,
                           "verbose": run.verbose, "batch_size": run.batch_size}  # fmt: skip
@@ -780,7 +874,8 @@ class Sequential:
                 if diverged:
                     val = dict.fromkeys(["loss", *(m.name for m in self.metrics)], math.nan)
                 else:
-                    val = self._measure(ops, run.val[0], run.val[1], None, self.metrics)
+                    X_val, plan_val, w_val = run.val
+                    val = self._measure(ops, X_val, plan_val, None, self.metrics, weights=w_val)
                 logs.update({f"val_{key}": value for key, value in val.items()})
             return logs
 
@@ -812,10 +907,10 @@ class Sequential:
         opt = self.optimizer
         if opt is not None:
             meta["compile"] = {
-                "loss": self.loss,
+                "loss": losses.serialize(self.loss),
                 "metrics": [_metric_entry(m) for m in self.metrics],
                 "optimizer": {
-                    "name": opt.name,
+                    "name": optimizers.key_of(opt),
                     "config": opt.get_config(),
                     "iterations": int(opt.iterations) if opt.state is not None else 0,
                 },
@@ -913,7 +1008,16 @@ class Sequential:
         return f"<Sequential {self.name!r} layers={self._layers} dtype={self.dtype.name}>"
 
 
-def _summary_lines(name, rows, total, dtype, backend) -> list[str]:
+def _params_size(count: int, dtype) -> str:
+    size = count * dtype.itemsize
+    return f"{size:.2f} B" if size < 1024 else (
+        f"{size / 1024:.2f} KB" if size < 2**20 else f"{size / 2**20:.2f} MB"
+    )  # fmt: skip
+
+
+def _summary_lines(name, rows, counts, dtype, backend) -> list[str]:
+    """The summary table; ``counts``: (total or None, non-trainable)."""
+    total, frozen = counts
     widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
     line = "=" * sum(widths)
     out = [f'Model: "{name}"', line.replace("=", "-")]
@@ -925,11 +1029,10 @@ def _summary_lines(name, rows, total, dtype, backend) -> list[str]:
     if total is None:
         out.append("Total params: ? (the model is not built: call build(input_dim) or fit)")
     else:
-        size = total * dtype.itemsize
-        unit = f"{size / 1024:.2f} KB" if size < 2**20 else f"{size / 2**20:.2f} MB"
-        out.append(f"Total params: {total:,} ({unit})")
-        out.append(f"Trainable params: {total:,} ({unit})")
-        out.append("Non-trainable params: 0 (0.00 B)")
+        trained = total - frozen
+        out.append(f"Total params: {total:,} ({_params_size(total, dtype)})")
+        out.append(f"Trainable params: {trained:,} ({_params_size(trained, dtype)})")
+        out.append(f"Non-trainable params: {frozen:,} ({_params_size(frozen, dtype)})")
     out.append(f"dtype: {dtype.name}, backend: {backend}")
     return out
 

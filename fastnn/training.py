@@ -7,6 +7,14 @@
 * :class:`EpochLoop` -- epochs around the trainer: shuffling, callbacks, progress,
   validation, the divergence report.
 
+What the layers ask of each call (:func:`train_options`): a :class:`~fastnn.Dropout`
+becomes the preceding Dense layer's ``dropout=`` rate; ``trainable=False`` and
+``use_bias=False`` become ``trainable=`` flags (a bias-free layer's zero bias is a frozen
+parameter, so it is trained at full fused speed); kernel regularizers become
+``penalties=``; ``leaky_relu`` slopes ``negative_slopes=``; ``fit``'s per-row weights
+``sample_weight=``.  Options at their defaults are not passed, and the optimizer's
+trailing zero hyper-parameters are dropped, so a plain model makes the plain call.
+
 Policy on batch hooks: a callback that overrides ``on_train_batch_begin`` or
 ``on_train_batch_end`` gets them for every batch, which makes ``fit`` call the
 backend once per batch (slower: a fused chunk is one call per ~8,192 rows).  Without
@@ -22,6 +30,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from fastnn.kernels.contract import HYPER_REQUIRED, OPTIMIZERS
+
+from .layers import Dense, Dropout
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,78 @@ def accepts_lrs(impl) -> bool:
     return _accepts_lrs[key]
 
 
+#: ``train_batches`` keywords of the contract extension (issue 10) the trainer may pass.
+EXTENSION_KEYWORDS = ("dropout", "trainable", "penalties", "sample_weight", "negative_slopes")
+
+
+def supports_extension(impl) -> bool:
+    """Whether backend ``impl``'s ``train_batches`` takes the extension keywords."""
+    params = inspect.signature(impl.train_batches).parameters
+    return all(k in params for k in EXTENSION_KEYWORDS)
+
+
+def train_options(layers, seed, sample_weight) -> dict:
+    """The ``train_batches`` keywords a model's ``layers`` (in order) ask for.
+
+    Per Dense layer ``l``: ``dropout[l]`` combines the Dropout layers between it and
+    the next Dense (keep probability ``prod(1 - rate)``); ``trainable`` holds
+    ``W_l: layer.trainable`` and ``b_l: layer.trainable and layer.use_bias``;
+    ``penalties[l]`` the kernel regularizer's ``(l1, l2)``.  The dropout ``seed`` is the
+    first Dropout's ``seed``, else ``seed`` (``fit``'s).  Defaults are left out.
+    """
+    dense, keep, dropout_seed = [], [], None
+    for layer in layers:
+        if isinstance(layer, Dense):
+            dense.append(layer)
+            keep.append(1.0)
+        elif isinstance(layer, Dropout) and dense:
+            keep[-1] *= 1.0 - layer.rate
+            if dropout_seed is None:
+                dropout_seed = layer.seed
+    options = {}
+    if any(k < 1.0 for k in keep):
+        options["dropout"] = [1.0 - k for k in keep]
+        options["seed"] = seed if dropout_seed is None else dropout_seed
+    trainable = [
+        f for layer in dense for f in (layer.trainable, layer.trainable and layer.use_bias)
+    ]
+    if not all(trainable):
+        options["trainable"] = trainable
+    pairs = [None if layer.kernel_regularizer is None else layer.kernel_regularizer.pair()
+             for layer in dense]  # fmt: skip
+    if any(p is not None and p != (0.0, 0.0) for p in pairs):
+        options["penalties"] = pairs
+    slopes = [layer.negative_slope for layer in dense]
+    if any(s is not None for s in slopes):
+        options["negative_slopes"] = slopes
+    if sample_weight is not None:
+        options["sample_weight"] = sample_weight
+    return options
+
+
+def plain_hyper(name: str, hyper) -> tuple:
+    """``hyper`` without trailing zeros past the required entries (the same numbers:
+    omitted entries are 0), so a plain optimizer makes the plain call."""
+    hyper = list(hyper)
+    while len(hyper) > HYPER_REQUIRED[name] and hyper[-1] == 0:
+        hyper.pop()
+    return tuple(hyper)
+
+
+def check_backend_support(impl, opt_name: str, hyper, options) -> None:
+    """A clear error when a backend has not implemented what this fit needs yet."""
+    staged = opt_name in OPTIMIZERS and len(hyper) <= len(OPTIMIZERS[opt_name][1])
+    if (staged and not options) or supports_extension(impl):
+        return
+    wanted = [*options] + ([] if staged else [f"optimizer {opt_name!r} options {hyper}"])
+    raise NotImplementedError(
+        f"fastnn backend {impl.name!r} does not implement the op contract's training "
+        f"extension yet ({', '.join(wanted)}: Dropout, frozen layers, use_bias=False, "
+        "regularizers, sample weights, new activations, RMSprop, Nesterov, weight decay or "
+        "Keras' Adam form); pass backend='numpy' (or 'python') to Sequential."
+    )
+
+
 def equal_runs(lrs: np.ndarray) -> list[tuple[int, int]]:
     """``(start, stop)`` of the runs of equal consecutive values of ``lrs``."""
     cuts = np.flatnonzero(lrs[1:] != lrs[:-1]) + 1
@@ -92,11 +176,12 @@ class Trainer:
     deterministic, so the replay reproduces them exactly).
 
     ``dense``: the model's Dense layers (built); ``plan``: the loss plan
-    (:class:`fastnn.losses.Plan`) of ``X``; ``per_batch``: one batch per call.
+    (:class:`fastnn.losses.Plan`) of ``X``; ``per_batch``: one batch per call;
+    ``options``: the ``train_batches`` keywords of every call (:func:`train_options`).
     """
 
     def __init__(self, ops, dense, X, plan, batch_size, opt, chunking, *, stop_on_nonfinite,
-                 per_batch=False):  # fmt: skip
+                 per_batch=False, options=None):  # fmt: skip
         self.ops, self.X, self.plan, self.opt = ops, X, plan, opt
         N = len(X)
         self.batch_size = min(batch_size, N)
@@ -104,13 +189,13 @@ class Trainer:
         sizes = np.full(self.n_batches, self.batch_size, dtype=np.float64)
         sizes[-1] = N - self.batch_size * (self.n_batches - 1)
         self.sizes = sizes
-        self.no_bias = [l for l, layer in enumerate(dense) if not layer.use_bias]
+        self.options = {} if options is None else dict(options)
+        check_backend_support(ops.impl, opt.name, plain_hyper(opt.name, opt.hyper()),
+                              self.options)  # fmt: skip
         self.chunking = chunking
-        # Bias-free layers are trained one batch per call, their b reset to zero after it.
         rows = max(chunking.rows, chunking.macs // sum(layer.W.size for layer in dense))
-        one = bool(self.no_bias) or per_batch
-        self.chunk = 1 if one else max(1, rows // self.batch_size)
-        self.aligned = N % self.batch_size == 0 and not self.no_bias
+        self.chunk = 1 if per_batch else max(1, rows // self.batch_size)
+        self.aligned = N % self.batch_size == 0
         self.Ws = [layer.W for layer in dense]
         self.bs = [layer.b for layer in dense]
         self.activations = [layer.activation for layer in dense[:-1]] + [plan.last_activation]
@@ -150,7 +235,7 @@ class Trainer:
         )  # fmt: skip
 
     def _hyper(self, lr=None):
-        hyper = self.opt.hyper()
+        hyper = plain_hyper(self.opt.name, self.opt.hyper())
         if lr is not None:
             hyper = (lr, *hyper[1:])
         return tuple(self.X.dtype.type(h) for h in hyper)
@@ -165,18 +250,15 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             step = self.opt.iterations
             if lrs is None:
-                out = self.ops.run_prevalidated(
-                    "train_batches", *self._args(segment, self._hyper(), step)
+                return self.ops.run_prevalidated(
+                    "train_batches", *self._args(segment, self._hyper(), step), **self.options
                 )
-            elif accepts_lrs(self.ops.impl):
-                out = self.ops.run_prevalidated(
-                    "train_batches", *self._args(segment, self._hyper(), step), lrs=lrs
-                )
-            else:
-                out = self._call_runs(segment, lrs, step)
-        for l in self.no_bias:
-            self.bs[l][...] = 0
-        return out
+            if accepts_lrs(self.ops.impl):
+                return self.ops.run_prevalidated(
+                    "train_batches", *self._args(segment, self._hyper(), step), lrs=lrs,
+                    **self.options,
+                )  # fmt: skip
+            return self._call_runs(segment, lrs, step)
 
     def _call_runs(self, segment, lrs, step):
         B = self.batch_size
@@ -184,7 +266,7 @@ class Trainer:
         for start, stop in equal_runs(lrs):
             rows = segment[start * B : stop * B]
             args = self._args(rows, self._hyper(float(lrs[start])), step + start)
-            parts.append(self.ops.run_prevalidated("train_batches", *args))
+            parts.append(self.ops.run_prevalidated("train_batches", *args, **self.options))
             if not np.isfinite(parts[-1][0]).all():
                 break  # the caller stops at the first non-finite loss anyway
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

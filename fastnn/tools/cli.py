@@ -175,11 +175,11 @@ def cmd_example(args) -> int:
         if args.name != "nn-10-15-5":
             raise UserError("--plot is only available for the nn-10-15-5 example")
         kwargs["plot"] = args.plot
-    if args.name == "fashion-mnist":
+    if args.name in ("fashion-mnist", "fashion-mnist-best"):
         kwargs["data"] = args.data
         kwargs["fit_verbose"] = 2  # one line per epoch
     elif args.data is not None:
-        raise UserError("--data is only available for the fashion-mnist example")
+        raise UserError("--data is only available for the fashion-mnist examples")
     result = examples.run(args.name, **kwargs)
     return 0 if result.get("ok", True) else 1
 
@@ -424,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=_positive_int, default=None, help="override the example's epochs"
     )
     p.add_argument("--plot", metavar="PNG", default=None, help="nn-10-15-5: save the loss curve")
-    p.add_argument("--data", metavar="DIR", default=None, help="fashion-mnist: data directory")
+    p.add_argument(
+        "--data", metavar="DIR", default=None, help="fashion-mnist(-best): data directory"
+    )
     p.set_defaults(func=cmd_example)
 
     p = sub.add_parser("train", help="train an MLP on Fashion-MNIST")

@@ -14,6 +14,8 @@ prints a short report.  ``fastnn example NAME`` runs them from the command line.
 ``coffee``            ``Sequential([Dense(3, "sigmoid"), Dense(1, "sigmoid")])``
                       on the coffee-roasting set, inputs standardized
 ``fashion-mnist``     784-256-10 ReLU/softmax MLP, SGD lr 0.1, batch 256, 10 epochs
+``fashion-mnist-best``  784-512-256-10 ReLU MLP with Dropout(0.3), Adam 1e-3 with
+                      cosine decay, batch 128, 30 epochs: >= 0.90 test accuracy
 ====================  ==========================================================
 
 The examples hold no math of their own beyond data preparation (standardizing
@@ -36,6 +38,7 @@ __all__ = [
     "EXAMPLES",
     "coffee",
     "fashion_mnist",
+    "fashion_mnist_best",
     "gates",
     "neuron",
     "nn_10_15_5",
@@ -364,9 +367,15 @@ def _binary_accuracy(prob, y) -> float:
 # --------------------------------------------------------------- fashion-mnist
 
 
-def _fashion_model(hidden, backend, seed, dtype):
+def _fashion_model(hidden, backend, seed, dtype, dropout=0.0):
+    from fastnn.layers import Dropout
+
     _, Dense, _ = _api()
-    layers = [Dense(units, activation="relu") for units in hidden]
+    layers = []
+    for units in hidden:
+        layers.append(Dense(units, activation="relu"))
+        if dropout > 0:
+            layers.append(Dropout(dropout))
     layers.append(Dense(10, activation="softmax"))
     return _sequential(layers, backend, seed, dtype)
 
@@ -380,14 +389,21 @@ def _optimizer(name: str, learning_rate: float):
     raise ValueError(f"unknown optimizer {name!r}; valid choices are: 'sgd', 'adam'")
 
 
-def _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr):
-    model = _fashion_model(hidden, backend, seed, dtype)
+def _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr, dropout=0.0):
+    model = _fashion_model(hidden, backend, seed, dtype, dropout)
     model.compile(
         optimizer=_optimizer(optimizer, lr),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def _cosine_decay(model, lr, steps) -> None:
+    """The optimizer's rate decays from ``lr`` to 0 over ``steps`` updates."""
+    from fastnn.optimizers.schedules import CosineDecay
+
+    model.optimizer.learning_rate = CosineDecay(lr, steps)
 
 
 def _check_fashion_args(limit, save) -> None:
@@ -423,6 +439,8 @@ def fashion_mnist(
     save=None,
     fit_verbose=0,
     warmup=True,
+    dropout=0.0,
+    cosine=False,
 ):
     """An MLP on Fashion-MNIST: 784-256-10 ReLU, softmax + sparse cross-entropy.
 
@@ -431,7 +449,8 @@ def fashion_mnist(
     ``hidden``: widths of the ReLU layers; ``limit``: use the first ``limit`` training
     and test images only; ``data``: directory of the four ``.gz`` files; ``save``:
     write the trained model there.  ``warmup`` first fits a throwaway copy on a few
-    batches so JIT compilation is not part of ``train_time``.  Returns
+    batches so JIT compilation is not part of ``train_time``.  ``dropout``: a Dropout
+    after each hidden layer; ``cosine``: ``lr`` decays to 0 (``CosineDecay``).  Returns
     ``test_accuracy`` (argmax of ``predict`` on the test images), ``train_time``
     (seconds in ``fit``), ``warmup_time``, ``history`` and sizes.
     """
@@ -440,25 +459,29 @@ def fashion_mnist(
     epochs = chk.check_int("epochs", epochs, low=1)
     batch_size = chk.check_int("batch_size", batch_size, low=1)
     # Build model and optimizer first: bad settings fail before the data is read.
-    model = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr)
+    dropout = chk.check_scalar("dropout", dropout, low=0, high=1, high_open=True)
+    model = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr, dropout)
     (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(path=data, dtype=dtype)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
         x_test, y_test = x_test[:limit], y_test[:limit]
+    if cosine:
+        _cosine_decay(model, lr, epochs * -(-len(x_train) // batch_size))
 
     arch = "-".join(str(u) for u in (784, *hidden, 10))
     name = _backend_name(model, backend)
     if verbose:  # before the warm-up, which can take a while (JIT, the python backend)
+        extras = (f", dropout {dropout}" if dropout else "") + (", cosine decay" if cosine else "")
+        settings = f"{optimizer} lr {lr}{extras}, batch {batch_size}, {_epochs(epochs)}, {dtype}"
         print(
-            f"Fashion-MNIST MLP {arch}, {optimizer} lr {lr}, batch {batch_size}, "
-            f"{_epochs(epochs)}, {dtype}, backend {name}, {len(x_train)} training images, "
-            f"{len(x_test)} test images",
+            f"Fashion-MNIST MLP {arch}, {settings}, backend {name}, {len(x_train)} training "
+            f"images, {len(x_test)} test images",
             flush=True,
         )
 
     warmup_time = 0.0
     if warmup:
-        scratch = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr)
+        scratch = _compiled_fashion_model(hidden, backend, seed, dtype, optimizer, lr, dropout)
         warmup_time = _warm_up(scratch, x_train, y_train, x_test, batch_size, seed)
 
     t0 = time.perf_counter()
@@ -476,17 +499,46 @@ def fashion_mnist(
         )
         if save is not None:
             print(f"model saved to {save}")
+    times = {"train_time": train_time, "warmup_time": warmup_time}
     sizes = {"epochs": epochs, "n_train": len(x_train), "n_test": len(x_test)}
-    return {
-        "backend": name,
-        "architecture": arch,
-        "test_accuracy": test_accuracy,
-        "train_time": train_time,
-        "warmup_time": warmup_time,
-        **sizes,
-        "history": _history_dict(history),
-        "ok": True,
-    }
+    return {"backend": name, "architecture": arch, "test_accuracy": test_accuracy, **times,
+            **sizes, "history": _history_dict(history), "ok": True}  # fmt: skip
+
+
+#: The target of ``fashion-mnist-best`` (issue 10): above the dataset benchmark's best
+#: MLP (0.8833) and the plain 784-256-128-10 Adam net (~0.891 here), within
+#: :data:`BEST_SECONDS` of training on a 2-core machine (numba backend).
+BEST_ACCURACY = 0.90
+BEST_SECONDS = 120.0
+
+
+def fashion_mnist_best(
+    backend=None, seed=0, verbose=False, epochs=30, dtype="float32", limit=None, data=None,
+    fit_verbose=0, warmup=True,
+):  # fmt: skip
+    """A regularized MLP on Fashion-MNIST reaching >= 0.90 test accuracy.
+
+    784-512-256-10 ReLU/softmax with ``Dropout(0.3)`` after each hidden layer, Adam
+    (lr 1e-3, Keras' form) with cosine decay to 0 over the run, batch 128, 30 epochs.
+    Dropout lets the wider net train longer without over-fitting; the decaying rate
+    settles it.  Same arguments and result as :func:`fashion_mnist`; ``"ok"`` says
+    whether the full test set reached :data:`BEST_ACCURACY` (always True with
+    ``limit``, whose small runs only check that it works).
+    """
+    result = fashion_mnist(
+        backend=backend, seed=seed, verbose=verbose, epochs=epochs, batch_size=128, lr=1e-3,
+        optimizer="adam", hidden=(512, 256), dtype=dtype, limit=limit, data=data,
+        fit_verbose=fit_verbose, warmup=warmup, dropout=0.3, cosine=True,
+    )  # fmt: skip
+    reached = result["test_accuracy"] >= BEST_ACCURACY
+    result["ok"] = reached or limit is not None
+    if verbose and limit is None:
+        within = result["train_time"] <= BEST_SECONDS
+        print(
+            f"target: test accuracy >= {BEST_ACCURACY} ({'reached' if reached else 'MISSED'}) "
+            f"in <= {BEST_SECONDS:.0f} s of training ({'yes' if within else 'no'})"
+        )
+    return result
 
 
 #: Command-line name -> example function.
@@ -497,6 +549,7 @@ EXAMPLES = {
     "nn-10-15-5": nn_10_15_5,
     "coffee": coffee,
     "fashion-mnist": fashion_mnist,
+    "fashion-mnist-best": fashion_mnist_best,
 }
 
 
