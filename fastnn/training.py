@@ -24,14 +24,13 @@ always run between epochs.
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from fastnn.kernels.contract import HYPER_REQUIRED, OPTIMIZERS
+from fastnn.kernels.contract import HYPER_REQUIRED
 
 from .layers import Dense, Dropout
 
@@ -74,27 +73,6 @@ class NonFinite:
             "batch": self.batch,
             "value": self.value,
         }
-
-
-_accepts_lrs: dict[type, bool] = {}
-
-
-def accepts_lrs(impl) -> bool:
-    """Whether backend ``impl``'s ``train_batches`` takes ``lrs=`` (checked once per class)."""
-    key = type(impl)
-    if key not in _accepts_lrs:
-        _accepts_lrs[key] = "lrs" in inspect.signature(impl.train_batches).parameters
-    return _accepts_lrs[key]
-
-
-#: ``train_batches`` keywords of the contract extension (issue 10) the trainer may pass.
-EXTENSION_KEYWORDS = ("dropout", "trainable", "penalties", "sample_weight", "negative_slopes")
-
-
-def supports_extension(impl) -> bool:
-    """Whether backend ``impl``'s ``train_batches`` takes the extension keywords."""
-    params = inspect.signature(impl.train_batches).parameters
-    return all(k in params for k in EXTENSION_KEYWORDS)
 
 
 def train_options(layers, seed, sample_weight) -> dict:
@@ -145,27 +123,6 @@ def plain_hyper(name: str, hyper) -> tuple:
     return tuple(hyper)
 
 
-def check_backend_support(impl, opt_name: str, hyper, options) -> None:
-    """A clear error when a backend has not implemented what this fit needs yet."""
-    staged = opt_name in OPTIMIZERS and len(hyper) <= len(OPTIMIZERS[opt_name][1])
-    if (staged and not options) or supports_extension(impl):
-        return
-    wanted = [*options] + ([] if staged else [f"optimizer {opt_name!r} options {hyper}"])
-    raise NotImplementedError(
-        f"fastnn backend {impl.name!r} does not implement the op contract's training "
-        f"extension yet ({', '.join(wanted)}: Dropout, frozen layers, use_bias=False, "
-        "regularizers, sample weights, new activations, RMSprop, Nesterov, weight decay or "
-        "Keras' Adam form); pass backend='numpy' (or 'python') to Sequential."
-    )
-
-
-def equal_runs(lrs: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, stop)`` of the runs of equal consecutive values of ``lrs``."""
-    cuts = np.flatnonzero(lrs[1:] != lrs[:-1]) + 1
-    edges = [0, *cuts.tolist(), len(lrs)]
-    return list(zip(edges[:-1], edges[1:]))
-
-
 class Trainer:
     """One ``fit`` call's calls to ``ops.train_batches``, with rollback points.
 
@@ -190,8 +147,6 @@ class Trainer:
         sizes[-1] = N - self.batch_size * (self.n_batches - 1)
         self.sizes = sizes
         self.options = {} if options is None else dict(options)
-        check_backend_support(ops.impl, opt.name, plain_hyper(opt.name, opt.hyper()),
-                              self.options)  # fmt: skip
         self.chunking = chunking
         rows = max(chunking.rows, chunking.macs // sum(layer.W.size for layer in dense))
         self.chunk = 1 if per_batch else max(1, rows // self.batch_size)
@@ -241,8 +196,7 @@ class Trainer:
         return tuple(self.X.dtype.type(h) for h in hyper)
 
     def _call(self, segment, lrs):
-        """One ``train_batches`` call (or, for per-step rates on a backend without
-        ``lrs=``, one call per run of equal rates: the same numbers)."""
+        """One ``train_batches`` call (per-step learning rates go in as ``lrs=``)."""
         # Divergence is detected and reported below; NumPy's own overflow warnings
         # from inside the backend would only bury that report.  fit validated the data
         # and built the rest in the checked form, so the op edge's per-call argument
@@ -253,23 +207,10 @@ class Trainer:
                 return self.ops.run_prevalidated(
                     "train_batches", *self._args(segment, self._hyper(), step), **self.options
                 )
-            if accepts_lrs(self.ops.impl):
-                return self.ops.run_prevalidated(
-                    "train_batches", *self._args(segment, self._hyper(), step), lrs=lrs,
-                    **self.options,
-                )  # fmt: skip
-            return self._call_runs(segment, lrs, step)
-
-    def _call_runs(self, segment, lrs, step):
-        B = self.batch_size
-        parts = []
-        for start, stop in equal_runs(lrs):
-            rows = segment[start * B : stop * B]
-            args = self._args(rows, self._hyper(float(lrs[start])), step + start)
-            parts.append(self.ops.run_prevalidated("train_batches", *args, **self.options))
-            if not np.isfinite(parts[-1][0]).all():
-                break  # the caller stops at the first non-finite loss anyway
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return self.ops.run_prevalidated(
+                "train_batches", *self._args(segment, self._hyper(), step), lrs=lrs,
+                **self.options,
+            )  # fmt: skip
 
     def _lrs(self, segment):
         return self.opt.learning_rates(-(-len(segment) // self.batch_size))

@@ -7,10 +7,6 @@ scikit-learn-style in-memory calls (``partial_fit`` loops, ``predict``,
 OpenBLAS rounds a float32 GEMM row differently depending on the thread count and
 on the row's position in the call, so bitwise equality is asserted block by block,
 and against one whole-array call only up to the per-dtype tolerance below.
-
-Training on the ``numba`` backend fails for one known reason until the numba
-backend implements the contract's training extension: those cases go through
-:func:`numba_training`, a strict xfail that turns into a failure once it lands.
 """
 
 from __future__ import annotations
@@ -53,20 +49,7 @@ CLASSES = np.array([0, 1, 2])
 ROWS, FEATURES, BLOCK = 1200, 20, 200
 
 
-def numba_training(backend):
-    """``backend`` as a parameter; for ``numba``, the one strict xfail of this file."""
-    if backend != "numba":
-        return backend
-    reason = (
-        "the numba backend does not implement the op contract's training extension yet "
-        "(fastnn.sklearn raises NotImplementedError); remove this mark when it lands"
-    )
-    return pytest.param(
-        "numba", marks=pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=reason)
-    )
-
-
-TRAIN_BACKENDS = [numba_training(b) for b in ("numpy", "numba") if b in BACKENDS]
+TRAIN_BACKENDS = [b for b in ("numpy", "numba") if b in BACKENDS]
 
 
 # --------------------------------------------------------------------- fixtures
@@ -409,7 +392,7 @@ def test_numba_model_predicts_where_numba_is_missing(client_without_numba, fitte
     check_falls_back_to_numpy(client_without_numba, model, X)
 
 
-@pytest.mark.parametrize("backend", [numba_training("numba")] if "numba" in BACKENDS else [])
+@pytest.mark.parametrize("backend", ["numba"] if "numba" in BACKENDS else [])
 def test_numba_trained_model_predicts_where_numba_is_missing(client_without_numba, backend):
     X, y = data(np.float32)
     with warnings.catch_warnings():

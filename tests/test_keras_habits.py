@@ -22,7 +22,6 @@ import pytest
 import fastnn
 import fastnn as keras  # the import line: everything below is Keras 3 code
 import fastnn.model as model_module
-import fastnn.training as training_module
 from fastnn import datasets
 from fastnn.callbacks import Callback
 from fastnn.optimizers import schedules
@@ -490,12 +489,9 @@ def scheduled_model(lr, backend, dtype):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("lrs_keyword", [True, False])
-def test_schedules_are_per_step_inside_fused_training(backend, dtype, lrs_keyword, monkeypatch):
-    """fit with a schedule (whole epochs per call) = per-batch calls at the scheduled
-    rates; both with the backend's ``lrs=`` and with the split-by-rate fallback."""
-    if not lrs_keyword or not training_module.accepts_lrs(fastnn.get_ops(backend).impl):
-        monkeypatch.setattr(training_module, "accepts_lrs", lambda impl: False)
+def test_schedules_are_per_step_inside_fused_training(backend, dtype):
+    """fit with a schedule (whole epochs per call, rates passed as ``lrs=``) = per-batch
+    calls at the scheduled rates."""
     schedule = schedules.PiecewiseConstantDecay([3, 7], [0.3, 0.1, 0.02])
     expo = schedules.ExponentialDecay(0.3, decay_steps=4, decay_rate=0.5)
     for sched in (schedule, expo):

@@ -25,14 +25,7 @@ from fastnn import Dense, Dropout, Input, Sequential, losses, regularizers
 from fastnn.kernels.contract import dropout_keep
 from fastnn.optimizers import SGD, Adam, AdamW, RMSprop
 
-#: The ONE marker for the numba backend's pending implementation of the contract
-#: extension (dropout, trainable, penalties, sample_weight, new activations, optimizer
-#: options, Keras' Adam form): remove it here when numba implements them.
-NUMBA_PENDING = pytest.mark.xfail(
-    strict=True, reason="numba implementation of the contract extension pending"
-)
-
-BACKENDS = ["python", "numpy", pytest.param("numba", marks=NUMBA_PENDING)]
+BACKENDS = ["python", "numpy", "numba"]
 DTYPES = ["float32", "float64"]
 TOL = {"float64": {"rtol": 1e-10, "atol": 1e-12}, "float32": {"rtol": 1e-5, "atol": 1e-5}}
 

@@ -31,7 +31,6 @@ call); L-BFGS reports scikit-learn's value for every k.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from dataclasses import dataclass
 
@@ -190,30 +189,6 @@ def batch_rows(n_samples, batch_size):
     return rows
 
 
-#: The contract-extension keywords :func:`train_epochs` may pass to ``train_batches``.
-EXTENSION_KEYWORDS = ("penalties", "penalty_per_row", "lrs", "epoch_size")
-
-
-def extension_ops(ops):
-    """The object whose ``train_batches`` takes the extension keywords and has ``penalty``.
-
-    ``ops`` (``fastnn.get_ops``) when its validating edge forwards them; until then the
-    backend object ``ops.impl`` itself, which this module calls with arguments already
-    in the checked form (C-contiguous arrays of one dtype, int64 rows and labels,
-    hyper-parameters of the dtype).  A backend that does not implement the extension
-    yet gets a clear error instead of a TypeError deep inside.
-    """
-    for candidate in (ops, ops.impl):
-        params = inspect.signature(candidate.train_batches).parameters
-        if all(k in params for k in EXTENSION_KEYWORDS):
-            return candidate
-    raise NotImplementedError(
-        f"fastnn backend {ops.impl.name!r} does not implement the op contract's training "
-        "extension (penalties, lrs, epoch_size, Nesterov, scikit-learn's Adam) that the "
-        "scikit-learn estimators need yet; pass backend='numpy' (or 'python')."
-    )
-
-
 def train_epochs(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha, t0):
     """Train ``len(order) // n`` consecutive epochs in ONE ``train_batches`` call.
 
@@ -235,9 +210,12 @@ def train_epochs(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha, 
         rates = opt.epoch_rates(n_epochs, t0, n)
         kwargs["lrs"] = np.repeat(c * rates, len(rows))
     hyper = tuple(prob.X.dtype.type(h) for h in opt.hyper(c))
-    losses, _ = extension_ops(ops).train_batches(
-        Ws, bs, activations, prob.X, prob.T, order.astype(np.int64, copy=False), batch_size,
-        prob.head, opt.name, opt.state, hyper, opt.step, **kwargs,
+    # The arguments are built in the checked form (C-contiguous arrays of one dtype,
+    # int64 rows and labels, hyper-parameters of the dtype): no per-call checks.
+    losses, _ = ops.run_prevalidated(
+        "train_batches", Ws, bs, activations, prob.X, prob.T,
+        order.astype(np.int64, copy=False), batch_size, prob.head, opt.name, opt.state,
+        hyper, opt.step, **kwargs,
     )  # fmt: skip
     opt.step += len(losses)
     return prob.loss_scale * (losses.reshape(n_epochs, len(rows)) @ rows) / n
@@ -285,7 +263,7 @@ def loss_and_grad(ops, Ws, bs, activations, prob, alpha):
     for l in reversed(range(len(Ws))):
         dY, dWs[l], dbs[l] = ops.dense_backward(dY, As[l], Ws[l], Zs[l], As[l + 1], activations[l])
         if alpha > 0:
-            pen = extension_ops(ops).penalty(Ws[l], dWs[l], 0.0, alpha / (2 * c), 1.0 / n)
+            pen = ops.penalty(Ws[l], dWs[l], 0.0, alpha / (2 * c), 1.0 / n)
             value += c * pen
     return value, [c * G for G in dWs + dbs]
 
