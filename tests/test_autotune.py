@@ -281,7 +281,7 @@ def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
     used = []
     for _ in range(autotune.REVISIT_AFTER + autotune.TRIAL_CALLS + 3):
         before = {n: f.calls for n, f in fakes.items()}
-        ops.run_validated("train_batches", *args)
+        ops.run_prevalidated("train_batches", *args)
         used += [n for n, f in fakes.items() if f.calls > before[n]]
     k, t = autotune.REVISIT_AFTER, autotune.TRIAL_CALLS
     assert used == ["numpy"] * k + ["numba"] * t + ["numba"] * 3

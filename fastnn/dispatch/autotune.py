@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from . import machine, registry, timing
-from .checked import CheckedOps
+from .checked import CheckedOps, given_options
 
 #: Backends ``auto`` may choose, in order of preference when timings tie.
 CANDIDATES: tuple[str, ...] = ("numba", "numpy")
@@ -424,13 +424,16 @@ class AutoOps(CheckedOps):
             return self.loader(self._watch(args)[1].backend_for_next_call())
         return self._method(op, args).__self__
 
-    def _run(self, op: str, *args):
+    def _run(self, op: str, *args, **options):
         # A call seen before costs one signature and one lookup (a few hundred
         # nanoseconds: the whole price of auto on tiny ops); no further frames.
+        # The choice depends on the op and shapes only, not on keyword options.
+        if options:
+            options = given_options(op, options)
         if op == "train_batches":
-            return self._run_trainer(args)
+            return self._run_trainer(args, options)
         fn = self._memo.get(_call_signature(op, args)) or self._method(op, args)
-        return fn(*args)
+        return fn(*args, **options)
 
     def _choose(self, op: str, args) -> tuple[str, dict[str, float]]:
         """(backend, seconds per candidate) for the shape class of this call."""
@@ -457,14 +460,14 @@ class AutoOps(CheckedOps):
             found = self._watches[sig] = (key, TrainerWatch(backend, seconds))
         return found
 
-    def _run_trainer(self, args):
+    def _run_trainer(self, args, options):
         key, watch = self._watch(args)
         backend = watch.backend_for_next_call()
         fn = self.loader(backend).train_batches
         if watch.settled:
-            return fn(*args)
+            return fn(*args, **options)
         t0 = self.timer()
-        out = fn(*args)
+        out = fn(*args, **options)
         if watch.record(backend, self.timer() - t0, _n_batches(args[5], args[6])):
             self.table.put(key, watch.backend, watch.verdict(), source="in use")
         return out

@@ -52,11 +52,7 @@ class CheckedOps:
         return self.impl
 
     def _run(self, op: str, *args, **options):
-        # Options at their contract defaults are not passed: a call that uses no option
-        # is the plain call, whichever options a backend knows.
-        defaults = _OPTION_DEFAULTS[op]
-        given = {k: v for k, v in options.items() if not _equal(v, defaults[k])}
-        return getattr(self._impl_for(op, *args), op)(*args, **given)
+        return getattr(self._impl_for(op, *args), op)(*args, **given_options(op, options))
 
     def run_prevalidated(self, op: str, *args, **options):
         """Run ``op`` on arguments the caller already validated, skipping the checks.
@@ -237,6 +233,17 @@ class CheckedOps:
             "train_batches", list(Ws), list(bs), list(activations), X, T, order, batch_size,
             head, optimizer, [tuple(S) for S in state], hyper, step, **options,
         )  # fmt: skip
+
+
+def given_options(op: str, options: dict) -> dict:
+    """The keyword options of a call of ``op`` that differ from the contract's defaults.
+
+    Options at their defaults are not passed on: a call that uses no option is the
+    plain call, and costs no keyword handling in the backend."""
+    if not options:
+        return options
+    defaults = _OPTION_DEFAULTS[op]
+    return {k: v for k, v in options.items() if not _equal(v, defaults[k])}
 
 
 def _option_defaults(op: str) -> dict:
