@@ -162,6 +162,13 @@ def update_range(P, G, S, opt, C, lo, hi, lr, a, b):
                 P[p] -= inc
 
 
+@njit(**JIT)
+def update_block(P, G, S, opt, C, lo, hi, lr, a, b):
+    """:func:`update_range` as a real call: for callers where one call per block costs
+    nothing (the BLAS loop), so its six loops are compiled once, not at every site."""
+    update_range(P, G, S, opt, C, lo, hi, lr, a, b)
+
+
 @njit(**JIT_INLINE)
 def penalize_range(P, G, lo, hi, c1, c2, zero):
     """The L1/L2 penalty's gradient ``G += c1 sign(P) + c2 P`` on ``[lo, hi)``, each term

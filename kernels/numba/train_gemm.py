@@ -53,7 +53,7 @@ from .layout import (
     decay_range,
     offsets,
     penalize_range,
-    update_range,
+    update_block,
     view,
 )
 
@@ -282,7 +282,7 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
                     Al, Dl = view(A, a_at[l], nb, d_in), view(dZ, dz_at[l], nb, d_out)
                     blas_gemm(fn, True, False, Al, Dl, view(G, w0, d_in, d_out), one, zero)
                 penalize_range(P, G, w0, w1, c1, c2, zero)
-                update_range(P, G, S, opt, C, w0, w1, lr, a, b)
+                update_block(P, G, S, opt, C, w0, w1, lr, a, b)
         if not train[2 * l + 1]:
             continue
         c0, c1_ = b_at[l] + t * d_out // nt, b_at[l] + (t + 1) * d_out // nt
@@ -296,7 +296,7 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
             for c in range(c0, c1_):
                 P[c], _ = scalar.sgd_step(P[c], G[c], zero, lr, zero)
         else:
-            update_range(P, G, S, opt, C, c0, c1_, lr, a, b)
+            update_block(P, G, S, opt, C, c0, c1_, lr, a, b)
     return value
 
 

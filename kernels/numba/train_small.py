@@ -131,6 +131,18 @@ def dropout_columns(A, Dg, z, c, width, n, rate, key, threshold):
         Dg[z, i] *= m
 
 
+@njit(**JIT)
+def forward_grad_unit(A, Dg, z, n, bias, act, slope, c, width, rate, key, threshold):
+    """Unit ``c`` (row ``z``) of a mode-1 layer: activation and kept derivative
+    (:func:`~.scalar.act_forward_grad`), then dropout.  A real call, not inlined: the
+    dispatcher's nine loops would otherwise be compiled into the trainer a second time
+    (next to :func:`~.scalar.act_forward`'s), doubling its compile time; only layers
+    with dropout or a derivative that needs ``Z`` pay the call."""
+    scalar.act_forward_grad(act, A, z, n, bias, Dg, slope)
+    if rate > 0.0:
+        dropout_columns(A, Dg, z, c, width, n, rate, key, threshold)
+
+
 @njit(**JIT_INLINE)
 def forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n, opts, t):
     """Every layer: ``Z[c, :] = sum_f W[f, c] A_l[f, :] + b[c]``, then the activation
@@ -165,9 +177,7 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n
             if mode == 0:
                 scalar.act_forward(act, A, z, n, bias, slope)
             else:
-                scalar.act_forward_grad(act, A, z, n, bias, Dg, slope)
-                if rate > 0.0:
-                    dropout_columns(A, Dg, z, c, d_out, n, rate, key, thresholds[l])
+                forward_grad_unit(A, Dg, z, n, bias, act, slope, c, d_out, rate, key, thresholds[l])
         if act == SOFTMAX:
             softmax_columns(A, z_row, d_out, n, col_max, col_sum)
 
@@ -285,28 +295,35 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, Dg, col_sum, n,
 @njit(**JIT_INLINE)
 def update_params(P, G, S, dims, w_at, b_at, total, opt, C, lr, a, b, opts, n):
     """Penalties and the optimizer step of every trainable parameter; returns the
-    penalty value (float64).  Without penalties or frozen parameters, one pass."""
+    penalty value (float64).  Without penalties or frozen parameters, one range.  The
+    step is written once (one inlined :func:`~.layout.update_range`, looping over the
+    parameter ranges) to keep compile time down."""
     lopt, train, per_row, lowest, plain = opts[2], opts[5], opts[8], opts[9], opts[10]
-    if plain:
-        update_range(P, G, S, opt, C, 0, total, lr, a, b)
-        return 0.0
     zero = C[C_ZERO]
     scale = 1.0 / n if per_row else 1.0
     value = 0.0
-    for l in range(lowest, dims.shape[0] - 1):
-        w0, w1 = w_at[l], w_at[l] + dims[l] * dims[l + 1]
-        if train[2 * l]:
-            l1, l2 = lopt[l, 0], lopt[l, 1]
-            if l1 != 0.0:
-                value += scale * l1 * abs_sum(P[w0:w1])
-            if l2 != 0.0:
-                value += scale * l2 * square_sum(P[w0:w1])
-            c1 = scalar.typed(scale * l1, zero)
-            c2 = scalar.typed(2.0 * scale * l2, zero)
-            penalize_range(P, G, w0, w1, c1, c2, zero)
-            update_range(P, G, S, opt, C, w0, w1, lr, a, b)
-        if train[2 * l + 1]:
-            update_range(P, G, S, opt, C, b_at[l], b_at[l] + dims[l + 1], lr, a, b)
+    L = dims.shape[0] - 1
+    n_ranges = 1 if plain else 2 * (L - lowest)
+    for q in range(n_ranges):
+        if plain:
+            lo, hi = 0, total
+        else:
+            l = lowest + q // 2
+            if not train[2 * l + q % 2]:
+                continue
+            if q % 2 == 0:
+                lo, hi = w_at[l], w_at[l] + dims[l] * dims[l + 1]
+                l1, l2 = lopt[l, 0], lopt[l, 1]
+                if l1 != 0.0:
+                    value += scale * l1 * abs_sum(P[lo:hi])
+                if l2 != 0.0:
+                    value += scale * l2 * square_sum(P[lo:hi])
+                c1 = scalar.typed(scale * l1, zero)
+                c2 = scalar.typed(2.0 * scale * l2, zero)
+                penalize_range(P, G, lo, hi, c1, c2, zero)
+            else:
+                lo, hi = b_at[l], b_at[l] + dims[l + 1]
+        update_range(P, G, S, opt, C, lo, hi, lr, a, b)
     return value
 
 
