@@ -14,11 +14,13 @@ Three compiled loops share one argument layout (:mod:`.layout`):
 * :func:`~.train_gemm.train_gemm` -- wider layers: batch-major activations,
   products in NumPy's OpenBLAS (:mod:`.blas`);
 * :func:`~.train_gemm.train_gemm_par` -- the same on several threads of Numba's
-  pool (:func:`~.blas.parallel_threads` decides).
+  pool (:func:`~.blas.parallel_threads` sets the most; :mod:`.threads` runs
+  each chunk of batches on as many of them as measured faster).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..contract import LEAKY_RELU_SLOPE, MASK64, Ops, StepBackwardError, batch_bounds
@@ -33,6 +35,7 @@ from .layout import (
     unflatten,
 )
 from .scalar import keep_threshold
+from .threads import GOVERNOR
 from .train_gemm import train_gemm, train_gemm_par
 from .train_small import train_small
 
@@ -81,7 +84,7 @@ def compile_trainers(dtype) -> None:
     train_gemm(*args, fn)
     if fn:
         with SerialBlas():
-            train_gemm_par(*args, fn, 2)
+            train_gemm_par(*args, fn, 2, 0, args[13].shape[1])
 
 
 #: Activations whose derivative the fused loops cannot take from ``Y`` alone: their
@@ -171,10 +174,30 @@ def _run(args, dims, dtype) -> None:
     fn = numpy_gemm_address(dtype)
     n_threads = parallel_threads() if fn else 1
     if n_threads > 1:
-        with SerialBlas():
-            train_gemm_par(*args, fn, n_threads)
+        _run_parallel(args, fn, n_threads)
     else:
         train_gemm(*args, fn)
+
+
+def _run_parallel(args, fn, n_threads) -> None:
+    """:func:`train_gemm_par` in chunks of batches, each on the thread count the
+    governor picks (:mod:`.threads`); the slices, and so the numbers, stay ``n_threads``."""
+    out, dims = args[13], args[2]
+    key = (tuple(dims), args[8], args[0].dtype.char, args[10])
+    configured = numba.get_num_threads()
+
+    def run_chunk(j0, j1, threads):
+        numba.set_num_threads(threads)
+        try:
+            train_gemm_par(*args, fn, n_threads, j0, j1)
+        finally:
+            numba.set_num_threads(configured)
+
+    with SerialBlas():
+        if configured > 1:
+            GOVERNOR.run(key, min(n_threads, configured), out.shape[1], run_chunk)
+        else:
+            train_gemm_par(*args, fn, n_threads, 0, out.shape[1])
 
 
 class TrainMixin:

@@ -377,10 +377,13 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
 
 @njit(**JIT_PARALLEL)
 def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out,
-                   opts, fn, n_threads):  # fmt: skip
-    """:func:`train_gemm` with each phase split over ``n_threads`` threads (``fn`` != 0).
+                   opts, fn, n_threads, j0, j1):  # fmt: skip
+    """:func:`train_gemm` for batches ``j0 .. j1`` of the call, each phase cut into
+    ``n_threads`` slices run on Numba's pool (``fn`` != 0).
 
-    The caller limits NumPy's OpenBLAS to one thread for the call (:class:`~.blas.SerialBlas`).
+    The slices fix the numbers; the pool may run them on fewer threads
+    (``numba.set_num_threads``, see :mod:`.threads`) with the same result.  The
+    caller limits NumPy's OpenBLAS to one thread for the call (:class:`~.blas.SerialBlas`).
     """
     epoch_size, lrs, modes = opts[0], opts[1], opts[3]
     nt = n_threads
@@ -388,7 +391,7 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
     part = np.zeros((3, nt))  # per-thread loss, correct count and penalty of the batch
     n_batches = out.shape[1]
     fold_sgd = can_fold(opt, C, fn)
-    for j in range(n_batches):
+    for j in range(j0, j1):
         start, nb = batch_bounds(j, batch_size, epoch_size)
         t_step = step + j + 1
         for t in prange(nt):

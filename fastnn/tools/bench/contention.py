@@ -7,7 +7,9 @@ backend with 1 thread and with the default thread count, and PyTorch when
 installed, each in its own worker process (:mod:`.worker`): first quiet, then
 beside a CPU hog -- a separate Python process spinning on one core for a bounded
 time (:func:`cpu_hog`).  The figure of merit is the default-thread epoch over
-the 1-thread epoch under the same contention.
+the 1-thread epoch under the same contention.  ``numba-fixed`` keeps every batch on
+the default thread count (the trainer's thread governor off:
+``FASTNN_ADAPTIVE_THREADS=0``), to show what the governor saves.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ HOG_CODE = (
     "    pass\n"
 )
 
-#: Runners: name -> (runner, threads); ``None`` threads: the libraries' defaults.
-RUNNERS: dict[str, tuple[str, int | None]] = {
-    "numba-1t": ("numba", 1),
-    "numba": ("numba", None),
-    "torch": ("torch", None),
+#: Runners: name -> (runner, threads, environment); ``None`` threads: the libraries' defaults.
+RUNNERS: dict[str, tuple[str, int | None, dict]] = {
+    "numba-1t": ("numba", 1, {}),
+    "numba": ("numba", None, {}),
+    "numba-fixed": ("numba", None, {"FASTNN_ADAPTIVE_THREADS": "0"}),
+    "torch": ("torch", None, {}),
 }
 
 #: Samples per epoch (the issue's case: 30,000 rows) and in ``--quick`` mode.
@@ -66,6 +69,7 @@ def specs(quick: bool) -> dict[str, dict]:
             "optimizer": "sgd",
             "batch_size": 256,
             "samples": samples,
+            "env": env,
         }  # fmt: skip
-        for name, (runner, threads) in RUNNERS.items()
+        for name, (runner, threads, env) in RUNNERS.items()
     }

@@ -39,6 +39,7 @@ COLORS = {
     "numpy": "#1f77b4",
     "numba": "#d62728",
     "numba-1t": "#ff9896",
+    "numba-fixed": "#7f3b08",
     "auto": "#2ca02c",
     "numpy-loop": "#17becf",
     "torch": "#ff7f0e",

@@ -42,6 +42,7 @@ suites in ``benchmarks/`` (and importable from here, as before).
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import statistics
 import time
@@ -139,6 +140,9 @@ TARGETS: dict[str, tuple[tuple[str, str, float, str], ...]] = {
     ),
     "contention:sgd-b256 hog": (
         ("numba", "numba-1t", 1.15, "numba default threads <= 1.15x 1 thread, one core busy"),
+    ),
+    "contention:sgd-b256 quiet": (
+        ("numba", "numba-fixed", 1.05, "numba (governed) <= 1.05x fixed threads, quiet"),
     ),
     **{
         f"sklearn:{c.name}": _SKLEARN_OVERHEAD if c.bound == "overhead" else _SKLEARN_MATRIX
@@ -345,13 +349,18 @@ def run_ops(quick: bool, log=print) -> list[Case]:
 # --- epochs, contention, tiny nets ---------------------------------------------
 
 
+def _env(spec: dict) -> dict:
+    """The worker's environment: ours plus the spec's ``env`` entries."""
+    return dict(os.environ, **spec.get("env", {}))
+
+
 def _worker_builders(specs: dict[str, dict], together=False) -> dict[str, Callable[[], Worker]]:
     """A builder per runner.  ``together``: start every worker process now, so their
     imports and warm-ups overlap (the builders then wait for each one; a worker that
     fails to start is ``n/a`` with its message); not for runners whose warm-up
     measures something (``auto``'s probes)."""
     if not together:
-        return {name: (lambda spec=spec: Worker(spec)) for name, spec in specs.items()}
+        return {name: (lambda s=spec: Worker(s, env=_env(s))) for name, spec in specs.items()}
 
     def ready(w: Worker) -> Worker:
         try:
@@ -359,7 +368,7 @@ def _worker_builders(specs: dict[str, dict], together=False) -> dict[str, Callab
         except WorkerFailed as exc:  # every started worker is waited for, none leaks:
             raise Unavailable(exc.detail) from exc  # a failing runner shows as n/a
 
-    started = {name: Worker(spec, wait=False) for name, spec in specs.items()}
+    started = {name: Worker(spec, env=_env(spec), wait=False) for name, spec in specs.items()}
     return {name: (lambda w=w: ready(w)) for name, w in started.items()}
 
 
