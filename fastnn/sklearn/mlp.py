@@ -128,11 +128,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
     @staticmethod
     def _check_weights(sample_weight, X):
         """scikit-learn's checks of ``sample_weight`` (shape, finite, not all zero), and
-        ``>= 0``; float64 ``(n,)``, or None when every weight is equal (they cancel)."""
+        ``>= 0``; float64 ``(n,)``, or None when every weight is 1 (the unweighted fit).
+
+        Equal weights other than 1 do not cancel: scikit-learn divides the L2 term by
+        the batch's weight sum, so they scale ``alpha`` by ``1 / weight``.
+        """
         if sample_weight is None:
             return None
         w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        return None if np.all(w == w[0]) else w
+        return None if np.all(w == 1.0) else w
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes

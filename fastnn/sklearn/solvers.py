@@ -39,7 +39,8 @@ epochs still fused.  Adam is not (its epsilon, and ``m``/``v`` mixing batches), 
 weight rescaling alone can move the L2 term's divisor from ``nb`` to ``S``: weighted
 Adam runs one call per batch, with the weights rescaled by ``nb / S`` and the L2
 coefficient ``alpha / (2 c S)`` of that batch.  L-BFGS (one batch) does the same
-through the loss ops.  Equal weights are the unweighted problem (they cancel).
+through the loss ops.  Equal weights do not cancel (the L2 term is divided by their
+sum); all-one weights are the unweighted problem.
 """
 
 from __future__ import annotations
