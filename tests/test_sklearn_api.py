@@ -62,8 +62,11 @@ CHECKED = [
 
 
 def expected_failed_checks(estimator):
-    """None: every check passes (scikit-learn's own MLPs xfail only sample-weight
-    equivalence, and these estimators take no sample_weight, so it does not run)."""
+    """None: every check passes, the sample-weight ones included for the MLPs
+    (``check_sample_weights_*``, ``check_all_zero_sample_weights_error``,
+    ``check_sample_weight_equivalence_on_dense_data``,
+    ``check_classifiers_one_label_sample_weights``); scikit-learn marks none of its
+    own MLP checks expected-to-fail either."""
     return {}
 
 

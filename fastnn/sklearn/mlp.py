@@ -14,6 +14,12 @@ Two parameters beyond scikit-learn's:
   anything else in float64 -- so the numbers match scikit-learn's; ``"float32"``
   casts every input to float32 (faster, about 1e-7 relative precision), ``"float64"``
   to float64.
+
+``fit`` and ``partial_fit`` take ``sample_weight`` with scikit-learn's meaning: each
+mini-batch's loss and L2 term are divided by the batch's weight sum, and the early
+stopping hold-out keeps its rows' weights for the validation score.  Weights must be
+``>= 0`` (scikit-learn's MLP accepts negative ones, for which its objective is
+unbounded below).
 """
 
 from __future__ import annotations
@@ -31,7 +37,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from fastnn.dispatch import get_ops
 
@@ -81,15 +92,19 @@ class BaseMultilayerPerceptron(BaseEstimator):
             setattr(self, name, params[name])
 
     # ------------------------------------------------------------------ fit steps
-    def fit(self, X, y):
-        """Fit the model to ``X: (n_samples, n_features)`` and ``y``; returns ``self``."""
-        self._validate_params()
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X: (n_samples, n_features)`` and ``y``; returns ``self``.
 
-    def _fit(self, X, y, incremental):
+        ``sample_weight: (n_samples,)`` (None: all ones), finite, ``>= 0``, not all zero.
+        """
+        self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _fit(self, X, y, sample_weight, incremental):
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = self._check_weights(sample_weight, X)
         if Y.ndim == 1:
             Y = Y.reshape(-1, 1)
         self.n_outputs_ = Y.shape[1]
@@ -100,15 +115,28 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._use_params(layer_units, X.dtype)
         ops = get_ops(self.backend)
         if self.solver in STOCHASTIC_SOLVERS:
-            self._fit_stochastic(ops, X, Y, incremental)
+            self._fit_stochastic(ops, X, Y, sample_weight, incremental)
         else:
-            self._fit_lbfgs(ops, X, Y)
+            self._fit_lbfgs(ops, X, Y, sample_weight)
         if not all(np.isfinite(A).all() for A in self.coefs_ + self.intercepts_):
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
             )
         return self
+
+    @staticmethod
+    def _check_weights(sample_weight, X):
+        """scikit-learn's checks of ``sample_weight`` (shape, finite, not all zero), and
+        ``>= 0``; float64 ``(n,)``, or None when every weight is 1 (the unweighted fit).
+
+        Equal weights other than 1 do not cancel: scikit-learn divides the L2 term by
+        the batch's weight sum, so they scale ``alpha`` by ``1 / weight``.
+        """
+        if sample_weight is None:
+            return None
+        w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        return None if np.all(w == 1.0) else w
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -182,45 +210,48 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.coefs_, self.intercepts_ = Ws, bs
 
     # ------------------------------------------------------------------ solvers
-    def _fit_lbfgs(self, ops, X, Y):
-        prob = solvers.make_problem(X, Y, self.out_activation_)
+    def _fit_lbfgs(self, ops, X, Y, sample_weight):
+        prob = solvers.make_problem(X, Y, self.out_activation_, sample_weight)
         acts = solvers.train_activations(self.activation, self.n_layers_ - 1)
         self.n_iter_, self.loss_ = solvers.fit_lbfgs(
             ops, self.coefs_, self.intercepts_, acts, prob, self
         )
 
-    def _fit_stochastic(self, ops, X, Y, incremental):
+    def _fit_stochastic(self, ops, X, Y, sample_weight, incremental):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = solvers.Optimizer(self, self.coefs_, self.intercepts_)
         elif self._optimizer.state[0][0].dtype != X.dtype:
             self._optimizer.as_dtype(X.dtype)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X_train, Y_train, X_val, y_val = self._split(X, Y)
+        X_train, Y_train, w_train, val = self._split(X, Y, sample_weight)
         n_samples = X_train.shape[0]
-        prob = solvers.make_problem(X_train, Y_train, self.out_activation_)
+        prob = solvers.make_problem(X_train, Y_train, self.out_activation_, w_train)
         acts = solvers.train_activations(self.activation, self.n_layers_ - 1)
         try:
             batch_size = self._batch_size(n_samples)
-            self._run_epochs(ops, prob, acts, batch_size, incremental, X_val, y_val)
+            self._run_epochs(ops, prob, acts, batch_size, incremental, val)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if self.early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
-    def _split(self, X, Y):
-        """``(X_train, Y_train, X_val, y_val)``: scikit-learn's hold-out for early stopping."""
+    def _split(self, X, Y, sample_weight):
+        """``(X_train, Y_train, w_train, val)``: scikit-learn's hold-out for early stopping,
+        ``val = (X_val, y_val, w_val)`` (None without early stopping)."""
         if not self.early_stopping:
-            return X, Y, None, None
+            return X, Y, sample_weight, None
         stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
-        X_train, X_val, Y_train, Y_val = train_test_split(
-            X,
-            Y,
+        arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+        parts = train_test_split(
+            *arrays,
             random_state=self._random_state,
             test_size=self.validation_fraction,
             stratify=stratify,
         )
+        X_train, X_val, Y_train, Y_val = parts[:4]
+        w_train, w_val = parts[4:] if sample_weight is not None else (None, None)
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
@@ -228,7 +259,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
         if is_classifier(self):
             Y_val = self._label_binarizer.inverse_transform(Y_val)
-        return X_train, Y_train, X_val, Y_val
+        return X_train, Y_train, w_train, (X_val, Y_val, w_val)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -241,7 +272,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _run_epochs(self, ops, prob, acts, batch_size, incremental, X_val, y_val):
+    def _run_epochs(self, ops, prob, acts, batch_size, incremental, val):
         """scikit-learn's epoch loop, several epochs per ``train_batches`` call.
 
         A call runs as many epochs as cannot reach a stopping decision
@@ -266,7 +297,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self._optimizer, float(self.alpha), self.t_,
             )  # fmt: skip
             for e, loss in enumerate(losses):
-                stop = self._end_epoch(loss, n, X_val, y_val)
+                stop = self._end_epoch(loss, n, val)
                 assert not stop or e == len(losses) - 1, "a fused call skipped a stop"
             if stop or incremental:
                 return
@@ -290,7 +321,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             parts.append(sample_idx)
         return np.concatenate(parts), sample_idx
 
-    def _end_epoch(self, loss, n_samples, X_val, y_val):
+    def _end_epoch(self, loss, n_samples, val):
         """scikit-learn's bookkeeping after one epoch; True to stop."""
         self.n_iter_ += 1
         self.loss_ = float(loss)
@@ -298,7 +329,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.loss_curve_.append(self.loss_)
         if self.verbose:
             print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-        self._update_no_improvement_count(X_val, y_val)
+        self._update_no_improvement_count(val)
         self._optimizer.iteration_ends(self.t_)
         if self._no_improvement_count > self.n_iter_no_change:
             what = "Validation score" if self.early_stopping else "Training loss"
@@ -311,9 +342,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._no_improvement_count = 0
         return False
 
-    def _update_no_improvement_count(self, X_val, y_val):
+    def _update_no_improvement_count(self, val):
         if self.early_stopping:
-            score = self._score(X_val, y_val)
+            X_val, y_val, w_val = val
+            score = self._score(X_val, y_val, sample_weight=w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -347,11 +379,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
         _, As = solvers.forward(ops, Ws, bs, acts, np.asarray(X, dtype))
         return As[-1]
 
-    def _score_with_function(self, X, y, score_function):
+    def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return score_function(y, y_pred)
+        return score_function(y, y_pred, sample_weight=sample_weight)
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -377,7 +409,8 @@ COMMON_DOC = """
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``n_iter_``,
     ``n_layers_``, ``n_outputs_``, ``out_activation_``, ``n_features_in_``,
     ``feature_names_in_``{extra}.  Assigning ``coefs_``/``intercepts_`` and fitting
-    with ``warm_start=True`` continues from the assigned weights.
+    with ``warm_start=True`` continues from the assigned weights.  ``fit`` and
+    ``partial_fit`` take ``sample_weight`` (scikit-learn's meaning; weights ``>= 0``).
 """
 
 
@@ -453,12 +486,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             Y = Y.ravel()
         return self._label_binarizer.inverse_transform(Y)
 
-    def _score(self, X, y):
-        return self._score_with_function(X, y, accuracy_score)
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``(X, y)``; ``classes`` (all labels) is required on the first call."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)`` (weighted by ``sample_weight``, as :meth:`fit`);
+        ``classes`` (all labels) is required on the first call."""
         self._partial_fit_validation()
         if self._first_partial_fit(classes):
             self._label_binarizer = LabelBinarizer()
@@ -466,7 +500,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def _first_partial_fit(self, classes):
         """True on the first ``partial_fit`` (sets ``classes_``); checks ``classes`` after."""
@@ -575,11 +609,11 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         Y = self._forward_pass_fast(X, check_input=check_input)
         return Y.ravel() if Y.shape[1] == 1 else Y
 
-    def _score(self, X, y):
-        return self._score_with_function(X, y, r2_score)
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
-        """One epoch over ``(X, y)``."""
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)`` (weighted by ``sample_weight``, as :meth:`fit`)."""
         self._partial_fit_validation()
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)

@@ -27,6 +27,20 @@ reported loss includes the penalty, as scikit-learn's does; for multi-output
 regression (k > 1) with ``alpha > 0`` the stochastic solvers' ``loss_curve_`` counts
 the L2 term ``1/k`` times scikit-learn's (the two cannot be separated after a fused
 call); L-BFGS reports scikit-learn's value for every k.
+
+Sample weights.  scikit-learn normalizes a mini-batch by its weight sum ``S``: loss
+``sum_i w_i loss_i / S + alpha/2 ||W||^2 / S``, gradient ``(sum_i w_i dloss_i + alpha W)
+/ S``; the contract's ``train_batches`` divides by the batch's rows ``nb`` instead
+(``sum_i w_i loss_i / nb``, Keras' reduction, and ``1/nb`` for ``penalty_per_row``).
+Given the raw weights, the contract's gradient is therefore scikit-learn's times
+``S / (c nb)``, L2 term included -- a factor per batch.  SGD is linear in ``lr * g``,
+so per-batch learning rates ``lrs = c * lr * nb / S`` take scikit-learn's steps exactly,
+epochs still fused.  Adam is not (its epsilon, and ``m``/``v`` mixing batches), and no
+weight rescaling alone can move the L2 term's divisor from ``nb`` to ``S``: weighted
+Adam runs one call per batch, with the weights rescaled by ``nb / S`` and the L2
+coefficient ``alpha / (2 c S)`` of that batch.  L-BFGS (one batch) does the same
+through the loss ops.  Equal weights do not cancel (the L2 term is divided by their
+sum); all-one weights are the unweighted problem.
 """
 
 from __future__ import annotations
@@ -57,7 +71,8 @@ class Problem:
 
     ``X: (n, d)``; ``T``: ``(n,)`` int64 labels for the ``"softmax_cross_entropy"`` head,
     else ``(n, k)`` of ``X``'s dtype; ``head`` in the contract's HEADS; ``grad_scale`` and
-    ``loss_scale`` as in the module table.
+    ``loss_scale`` as in the module table; ``sample_weight``: ``(n,)`` float64 weights
+    ``>= 0`` (scikit-learn's meaning, see the module notes), or None.
     """
 
     X: np.ndarray
@@ -65,18 +80,21 @@ class Problem:
     head: str
     grad_scale: float
     loss_scale: float
+    sample_weight: np.ndarray | None = None
 
 
-def make_problem(X, Y, out_activation):
+def make_problem(X, Y, out_activation, sample_weight=None):
     """The :class:`Problem` for scikit-learn's 2-D targets ``Y: (n, k)``."""
     k = Y.shape[1]
     X = np.ascontiguousarray(X)
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     if out_activation == "softmax":
-        return Problem(X, np.argmax(Y, axis=1).astype(np.int64), "softmax_cross_entropy", 1.0, 1.0)
+        T = np.argmax(Y, axis=1).astype(np.int64)
+        return Problem(X, T, "softmax_cross_entropy", 1.0, 1.0, w)
     T = np.ascontiguousarray(Y, dtype=X.dtype)
     if out_activation == "logistic":
-        return Problem(X, T, "sigmoid_cross_entropy", float(k), float(k))
-    return Problem(X, T, "mse", k / 2, 0.5)
+        return Problem(X, T, "sigmoid_cross_entropy", float(k), float(k), w)
+    return Problem(X, T, "mse", k / 2, 0.5, w)
 
 
 def train_activations(hidden, n_layers):
@@ -190,35 +208,115 @@ def batch_rows(n_samples, batch_size):
 
 
 def train_epochs(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha, t0):
-    """Train ``len(order) // n`` consecutive epochs in ONE ``train_batches`` call.
+    """Train ``len(order) // n`` consecutive epochs: scikit-learn's updates.
 
     ``order: (E * n,)`` holds each epoch's row order; ``t0`` samples were seen before
-    (``invscaling``).  Returns scikit-learn's loss of
-    each epoch ``(E,)``: ``sum_b batch_loss_b * rows_b / n`` (L2 term included).
+    (``invscaling``).  Returns scikit-learn's loss of each epoch ``(E,)``:
+    ``sum_b batch_loss_b * rows_b / n`` (L2 term included).  One ``train_batches`` call
+    runs all the epochs, except for weighted Adam (one call per batch: module notes).
+    """
+    n = len(prob.X)
+    n_epochs = len(order) // n
+    rows = batch_rows(n, batch_size)
+    order = order.astype(np.int64, copy=False)
+    if prob.sample_weight is not None and opt.name == "adam":
+        losses = train_weighted_adam(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha)
+    else:
+        losses = train_fused(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha, t0)
+    return prob.loss_scale * (losses.reshape(n_epochs, len(rows)) @ rows) / n
+
+
+def train_fused(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha, t0):
+    """All epochs of ``order`` in ONE ``train_batches`` call; each batch's loss
+    ``(E * n_batches,)`` in scikit-learn's normalization divided by ``loss_scale``.
+
+    With sample weights (SGD only) the raw weights go in and each batch's learning rate
+    is multiplied by ``nb / S`` (module notes), its reported loss too.
     """
     n = len(prob.X)
     n_epochs = len(order) // n
     rows = batch_rows(n, batch_size)
     c = prob.grad_scale
+    dtype = prob.X.dtype
     kwargs = {}
     if alpha > 0:
         kwargs["penalties"] = [(0.0, alpha / (2 * c))] * len(Ws)
         kwargs["penalty_per_row"] = True
     if n_epochs > 1:
         kwargs["epoch_size"] = n
+    lrs = None
     if opt.schedule == "invscaling":
-        rates = opt.epoch_rates(n_epochs, t0, n)
-        kwargs["lrs"] = np.repeat(c * rates, len(rows))
-    hyper = tuple(prob.X.dtype.type(h) for h in opt.hyper(c))
+        lrs = np.repeat(c * opt.epoch_rates(n_epochs, t0, n), len(rows))
+    ratio = None
+    if prob.sample_weight is not None:
+        ratio = (rows / batch_weight_sums(prob.sample_weight, order, n, batch_size)).ravel()
+        lrs = (c * opt.learning_rate if lrs is None else lrs) * ratio
+        kwargs["sample_weight"] = prob.sample_weight.astype(dtype)
+    if lrs is not None:
+        kwargs["lrs"] = lrs
+    hyper = tuple(dtype.type(h) for h in opt.hyper(c))
     # The arguments are built in the checked form (C-contiguous arrays of one dtype,
     # int64 rows and labels, hyper-parameters of the dtype): no per-call checks.
     losses, _ = ops.run_prevalidated(
-        "train_batches", Ws, bs, activations, prob.X, prob.T,
-        order.astype(np.int64, copy=False), batch_size, prob.head, opt.name, opt.state,
-        hyper, opt.step, **kwargs,
+        "train_batches", Ws, bs, activations, prob.X, prob.T, order, batch_size, prob.head,
+        opt.name, opt.state, hyper, opt.step, **kwargs,
     )  # fmt: skip
     opt.step += len(losses)
-    return prob.loss_scale * (losses.reshape(n_epochs, len(rows)) @ rows) / n
+    return losses if ratio is None else losses * ratio
+
+
+def train_weighted_adam(ops, Ws, bs, activations, prob, order, batch_size, opt, alpha):
+    """Weighted Adam, one ``train_batches`` call per batch; losses as :func:`train_fused`.
+
+    Per epoch, row ``i`` of batch ``b`` gets the weight ``w_i * nb / S_b`` (each row is
+    in one batch of an epoch, so one ``(n,)`` array serves the epoch's calls): the
+    contract's ``sum w' loss / nb`` is then scikit-learn's ``sum w loss / S``.  The L2
+    coefficient ``alpha / (2 c S_b)`` (``scale = 1``) is the batch's own.
+    """
+    n = len(prob.X)
+    rows = batch_rows(n, batch_size)
+    counts = rows.astype(np.int64)
+    sums = batch_weight_sums(prob.sample_weight, order, n, batch_size)
+    c = prob.grad_scale
+    dtype = prob.X.dtype
+    hyper = tuple(dtype.type(h) for h in opt.hyper(c))
+    w = np.empty(n, dtype)
+    losses = np.empty(sums.shape)
+    for e in range(sums.shape[0]):
+        epoch = order[e * n : (e + 1) * n]
+        w[epoch] = prob.sample_weight[epoch] * np.repeat(rows / sums[e], counts)
+        for j, start in enumerate(range(0, n, batch_size)):
+            kwargs = {"sample_weight": w}
+            if alpha > 0:
+                kwargs["penalties"] = [(0.0, alpha / (2 * c * sums[e, j]))] * len(Ws)
+            value, _ = ops.run_prevalidated(
+                "train_batches", Ws, bs, activations, prob.X, prob.T,
+                epoch[start : start + batch_size], batch_size, prob.head, opt.name,
+                opt.state, hyper, opt.step, **kwargs,
+            )  # fmt: skip
+            opt.step += 1
+            losses[e, j] = value[0]
+    return losses.ravel()
+
+
+def batch_weight_sums(sample_weight, order, n, batch_size):
+    """``S: (E, n_batches)`` float64, the weight sum of each batch of each epoch in ``order``.
+
+    A zero sum is scikit-learn's ``ZeroDivisionError`` (its ``np.average`` of the batch
+    loss), raised here before any update.
+    """
+    starts = np.arange(0, n, batch_size)
+    sums = np.add.reduceat(sample_weight[order].reshape(-1, n), starts, axis=1)
+    if not np.all(sums > 0):
+        j = np.argwhere(~(sums > 0))[0][1]
+        raise ZeroDivisionError(
+            "Weights sum to zero, can't be normalized: the sample_weight of mini-batch "
+            f"{j} (positions {starts[j]} to {min(starts[j] + batch_size, n) - 1} of an "
+            "epoch's row order) sums to zero, and scikit-learn's MLP divides each "
+            "mini-batch's loss by its weight sum. Use a larger batch_size, shuffle=True, "
+            "or fewer zero weights."
+        )
+    return sums
 
 
 def fusable_epochs(n_iter_no_change, no_improvement_count, remaining, n_samples):
@@ -248,22 +346,30 @@ def unpack(x, arrays):
 
 
 def loss_and_grad(ops, Ws, bs, activations, prob, alpha):
-    """scikit-learn's full-batch objective and its gradients ``[dW0.., db0..]``."""
+    """scikit-learn's full-batch objective and its gradients ``[dW0.., db0..]``.
+
+    With sample weights ``w`` (sum ``S``) the loss ops get ``w * n / S`` (their
+    ``sum w' loss / n`` is then ``sum w loss / S``) and the L2 term is divided by ``S``.
+    """
     n = len(prob.X)
     c = prob.grad_scale
+    weights, total = None, n
+    if prob.sample_weight is not None:
+        total = float(prob.sample_weight.sum())
+        weights = (prob.sample_weight * (n / total)).astype(prob.X.dtype)
     Zs, As = forward(ops, Ws, bs, activations, prob.X)
     if prob.head == "softmax_cross_entropy":
-        value, dY = ops.softmax_cross_entropy(Zs[-1], prob.T)
+        value, dY = ops.softmax_cross_entropy(Zs[-1], prob.T, weights=weights)
     elif prob.head == "sigmoid_cross_entropy":
-        value, dY = ops.sigmoid_cross_entropy(Zs[-1], prob.T)
+        value, dY = ops.sigmoid_cross_entropy(Zs[-1], prob.T, weights=weights)
     else:
-        value, dY = ops.loss(prob.head, As[-1], prob.T)
+        value, dY = ops.loss(prob.head, As[-1], prob.T, weights=weights)
     value *= prob.loss_scale
     dWs, dbs = [None] * len(Ws), [None] * len(Ws)
     for l in reversed(range(len(Ws))):
         dY, dWs[l], dbs[l] = ops.dense_backward(dY, As[l], Ws[l], Zs[l], As[l + 1], activations[l])
         if alpha > 0:
-            pen = ops.penalty(Ws[l], dWs[l], 0.0, alpha / (2 * c), 1.0 / n)
+            pen = ops.penalty(Ws[l], dWs[l], 0.0, alpha / (2 * c), 1.0 / total)
             value += c * pen
     return value, [c * G for G in dWs + dbs]
 
