@@ -71,6 +71,34 @@ def test_busy_machine_falls_back_to_one_thread_within_the_target():
     assert seconds <= 1.15 * one_thread
 
 
+class StallingMachine(FakeMachine):
+    """What a busy machine really does to the parallel path (seen in the chunk
+    timings of the contention bench): most 2-thread chunks run about as fast as one
+    thread, but every ``every``-th stalls ~10x (a barrier waiting a scheduler slice
+    for a descheduled thread)."""
+
+    def __init__(self, every=5):
+        super().__init__({1: 3.8e-3, 2: 3.5e-3})
+        self.every, self.chunks2 = every, 0
+
+    def run_chunk(self, j0, j1, k):
+        stall = 1.0
+        if k == 2:
+            self.chunks2 += 1
+            stall = 10.0 if self.chunks2 % self.every == 0 else 1.0
+        self.now += (j1 - j0) * self.costs[k] * stall
+        self.batches[k] += j1 - j0
+
+
+@pytest.mark.parametrize("every", [3, 5, 9])
+def test_rare_long_stalls_count_against_the_parallel_path(every):
+    """A short probe that misses the stalls must not bring the parallel path back for long."""
+    machine = StallingMachine(every)
+    gov = Governor(clock=machine.clock, enabled=True)
+    seconds = train_calls(gov, machine, 20)
+    assert seconds <= 1.15 * 20 * 235 * machine.costs[1]
+
+
 def test_returns_to_all_threads_when_the_load_goes_away():
     machine = FakeMachine(BUSY)
     gov = Governor(clock=machine.clock, enabled=True)

@@ -12,7 +12,7 @@ thread count nor the machine's load is known in advance, so the trainer measures
   (:class:`Governor`), and the other count is tried again now and then: after
   :data:`FIRST_INTERVAL` chunks, the interval doubling (up to :data:`MAX_INTERVAL`)
   while the choice holds, and at once when the chosen count's time per batch
-  worsens by :data:`WORSEN` (the load changed).
+  worsens by :data:`WORSEN` on two chunks in a row (the load changed).
 
 Only the number of *active* threads changes (``numba.set_num_threads``); the batch is
 always cut into the configured number of slices, so the numbers are the same,
@@ -37,14 +37,20 @@ CHUNK_SECONDS = 0.02
 FIRST_CHUNK = 4
 
 #: Chunks on the chosen count before the other is tried again, first and at most.
-FIRST_INTERVAL, MAX_INTERVAL = 4, 64
+FIRST_INTERVAL, MAX_INTERVAL = 4, 128
 
-#: The other count is taken when its time per batch is below ``1 - MARGIN`` of the
-#: chosen one's: a near tie keeps the current choice (no flapping on noise).
-MARGIN = 0.05
+#: The other count is taken when its time per batch is below ``1 - MARGIN_FEWER``
+#: (to fewer threads) or ``1 - MARGIN_MORE`` (to more) of the chosen one's: a near
+#: tie keeps the current choice.  Moving to more threads asks for more, because a
+#: short probe of the parallel path on a busy machine can miss the rare long stalls
+#: (a barrier waiting a whole scheduler slice for a descheduled thread) that make it
+#: slow on average; the chosen count's figure is its mean over every chunk since
+#: the last decision, stalls included.
+MARGIN_FEWER, MARGIN_MORE = 0.1, 0.2
 
-#: A chosen count whose time per batch grows by this factor over its value when it
-#: was chosen gets the other count tried at once.
+#: When the chosen count's mean time per batch since the last decision (two chunks
+#: or more) exceeds this factor of its figure when chosen, the other count is tried
+#: at once: the load changed.
 WORSEN = 1.5
 
 
@@ -52,10 +58,13 @@ WORSEN = 1.5
 class Record:
     """What the governor knows of one trainer shape.
 
-    ``seconds[k]``: the latest time per batch on ``k`` threads (absent: not yet
-    measured; the first chunk on ``k`` is a warm-up and is not kept);
+    ``seconds[k]``: time per batch on ``k`` threads -- for the chosen count the mean
+    since the last decision, for the other its latest probe (absent: not yet
+    measured; the first chunk on each count is a warm-up and is not kept);
     ``current``: the chosen count; ``chosen_at``: its time per batch when chosen;
-    ``interval``/``wait``: chunks between tries of the other count / left before the next.
+    ``interval``/``wait``: chunks between tries of the other count / left before
+    the next; ``window``: (seconds, batches, chunks) on the chosen count since the
+    last decision.
     """
 
     counts: tuple[int, int]
@@ -65,6 +74,7 @@ class Record:
     chosen_at: float = 0.0
     interval: int = FIRST_INTERVAL
     wait: int = FIRST_INTERVAL
+    window: tuple[float, int, int] = (0.0, 0, 0)
 
     def other(self, k: int) -> int:
         return self.counts[1] if k == self.counts[0] else self.counts[0]
@@ -76,39 +86,44 @@ class Record:
             return unmeasured[0]
         return self.other(self.current) if self.wait <= 0 else self.current
 
-    def chunk_batches(self) -> int:
-        """Batches in the next chunk, from the current count's time per batch."""
+    def chunk_batches(self, k: int) -> int:
+        """Batches in the next chunk, on ``k`` threads, from the current count's time
+        per batch; a probe of the other count (known to be slower when last tried,
+        or it would be the current one) is half as long."""
         per_batch = self.seconds.get(self.current)
         if not per_batch:
             return FIRST_CHUNK
-        return max(1, int(CHUNK_SECONDS / per_batch))
+        size = int(CHUNK_SECONDS / per_batch)
+        return max(1, size // 2 if k != self.current and k in self.seconds else size)
 
-    def observe(self, k: int, per_batch: float) -> None:
-        """Take the time per batch of a chunk run on ``k`` threads and decide the next."""
+    def observe(self, k: int, seconds: float, batches: int) -> None:
+        """Take a chunk of ``batches`` run in ``seconds`` on ``k`` threads and decide the next."""
         if k not in self.warm:
             self.warm.add(k)
             return
-        first = k not in self.seconds
-        self.seconds[k] = per_batch
-        if first and len(self.seconds) < len(self.counts):
-            return
-        if k == self.current and not first:
+        if k == self.current:
+            total, n, chunks = self.window
+            self.window = (total + seconds, n + batches, chunks + 1)
+            self.seconds[k] = self.window[0] / self.window[1]
             self.wait -= 1
-            if per_batch > WORSEN * self.chosen_at:
+            if chunks + 1 >= 2 and self.seconds[k] > WORSEN * self.chosen_at:
                 self.wait = 0
             return
+        self.seconds[k] = seconds / batches  # a probe of the other count
         self.decide()
 
     def decide(self) -> None:
-        """Both counts measured just now or recently: keep or switch, and schedule the next try."""
+        """The other count was just probed: keep or switch, and schedule the next try."""
         k = self.current
         other = self.other(k)
-        if self.seconds[other] < (1.0 - MARGIN) * self.seconds[k]:
+        margin = MARGIN_MORE if other > k else MARGIN_FEWER
+        if self.seconds[other] < (1.0 - margin) * self.seconds[k]:
             self.current, self.interval = other, FIRST_INTERVAL
         else:
             self.interval = min(2 * self.interval, MAX_INTERVAL)
         self.wait = self.interval
         self.chosen_at = self.seconds[self.current]
+        self.window = (0.0, 0, 0)
 
 
 class Governor:
@@ -146,13 +161,14 @@ class Governor:
         j = 0
         while j < n_batches:
             with self._lock:
-                k, size = rec.pick(), rec.chunk_batches()
+                k = rec.pick()
+                size = rec.chunk_batches(k)
             j1 = min(n_batches, j + size)
             t0 = self.clock()
             run_chunk(j, j1, k)
             elapsed = self.clock() - t0
             with self._lock:
-                rec.observe(k, elapsed / (j1 - j))
+                rec.observe(k, elapsed, j1 - j)
             j = j1
 
     def state(self) -> dict[tuple, dict]:

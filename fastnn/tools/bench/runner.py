@@ -418,6 +418,11 @@ def run_contention(quick: bool, log=print) -> list[Case]:
                 measure_alternating(workers, 3, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)
             )
             with contention.cpu_hog():
+                # One untimed epoch each beside the hog first: every runner meets the
+                # load change there (the trainer's thread governor adapts within it),
+                # and the samples measure training under steady contention.
+                for call in workers.values():
+                    call()
                 busy.record(measure_alternating(workers, 3, 0.0, settle=EPOCH_SETTLE_S,
                                                 self_timed=True))  # fmt: skip
     finally:
