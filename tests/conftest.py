@@ -29,6 +29,11 @@ settings.register_profile(
 settings.register_profile("thorough", parent=settings.get_profile("fastnn"), max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastnn"))
 
+# ``auto``'s background build of the numba trainers (fastnn/dispatch/coldstart.py)
+# would make the backend a test sees depend on when a background process ends: off
+# for the suite (and the processes it starts); tests/test_coldstart.py turns it on.
+os.environ.setdefault("FASTNN_BACKGROUND_BUILD", "0")
+
 REFERENCE = "python"
 BACKENDS: list[str] = fastnn.available_backends()
 DTYPES = (np.float32, np.float64)

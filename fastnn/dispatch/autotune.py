@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import hashlib
 import json
 import os
 import tempfile
@@ -46,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import machine, registry, timing
+from . import coldstart, machine, registry, timing
 from .checked import CheckedOps, given_options
 
 #: Backends ``auto`` may choose, in order of preference when timings tie.
@@ -115,36 +114,9 @@ def shape_key(op: str, args) -> str:
     return f"{op}|{dtype}|{'x'.join(str(_bucket(d)) for d in dims)}|{','.join(names)}"
 
 
-def _kernel_sources() -> list[str]:
-    """Digests of the backends' source files: a kernel edit invalidates the choices
-    (the package version alone does not change between development commits)."""
-    import fastnn.kernels as kernels_pkg
-
-    root = Path(kernels_pkg.__file__).parent
-    return [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(root.rglob("*.py"))]
-
-
-def machine_fingerprint() -> str:
-    """What the choices depend on: CPU, core count, the library versions and the
-    kernels' sources."""
-    import fastnn
-
-    parts = [*machine.fingerprint_parts(), np.__version__, fastnn.__version__, *_kernel_sources()]
-    try:
-        import numba
-
-        parts.append(numba.__version__)
-    except ImportError:
-        parts.append("no-numba")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
 def cache_path() -> Path:
-    base = os.environ.get("FASTNN_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        base = os.path.join(xdg, "fastnn")
-    return Path(base) / f"autotune-{machine_fingerprint()}.json"
+    """The autotune table of this machine (:func:`.machine.cache_dir`)."""
+    return machine.cache_dir() / f"autotune-{machine.machine_fingerprint()}.json"
 
 
 class Table:
@@ -448,6 +420,16 @@ class AutoOps(CheckedOps):
             self.table.put(key, entry["backend"], seconds)
         return entry["backend"], entry["seconds"]
 
+    def _numba_trainers_building(self, dtype) -> bool:
+        """Whether numba's trainers for ``dtype`` are still being built in the
+        background (:mod:`.coldstart`): numpy trains meanwhile."""
+        if not coldstart.enabled():
+            return False
+        candidates = self._candidates()
+        if "numba" not in candidates or "numpy" not in candidates:
+            return False
+        return not coldstart.trainers_ready(dtype)
+
     def _watch(self, args) -> tuple[str, TrainerWatch]:
         """(shape key, in-use check) of this ``train_batches`` call's signature."""
         sig = _call_signature("train_batches", args)
@@ -461,6 +443,8 @@ class AutoOps(CheckedOps):
         return found
 
     def _run_trainer(self, args, options):
+        if self._numba_trainers_building(args[3].dtype):
+            return self.loader("numpy").train_batches(*args, **options)
         key, watch = self._watch(args)
         backend = watch.backend_for_next_call()
         fn = self.loader(backend).train_batches

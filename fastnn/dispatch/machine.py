@@ -1,15 +1,18 @@
 """What this machine is: CPU model and features, usable cores, load.
 
 One place for the facts that ``auto``'s cache key (:mod:`.autotune`), the thread
-controls (:mod:`.runtime`), ``fastnn info`` and ``fastnn bench`` all report.
+controls (:mod:`.runtime`), ``fastnn info`` and ``fastnn bench`` all report, and
+for fastnn's cache directory and the fingerprint of what is cached there.
 Reads ``/proc/cpuinfo`` on Linux; elsewhere falls back to :mod:`platform`.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
+from pathlib import Path
 
 #: CPU features worth reporting: the SIMD widths the BLAS and Numba kernels use.
 REPORTED_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f")
@@ -85,3 +88,40 @@ def fingerprint_parts() -> list[str]:
         f"model name: {cpu_model()}",
         "flags: " + " ".join(sorted(cpu_flags())),
     ]
+
+
+def kernel_sources() -> list[str]:
+    """Digests of the backends' source files: a kernel edit invalidates what was
+    measured or built for them (the package version alone does not change between
+    development commits)."""
+    import fastnn.kernels as kernels_pkg
+
+    root = Path(kernels_pkg.__file__).parent
+    return [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(root.rglob("*.py"))]
+
+
+def machine_fingerprint() -> str:
+    """What ``auto``'s choices and the background-built trainers depend on: CPU, core
+    count, the library versions and the kernels' sources."""
+    import numpy as np
+
+    import fastnn
+
+    parts = [*fingerprint_parts(), np.__version__, fastnn.__version__, *kernel_sources()]
+    try:
+        import numba
+
+        parts.append(numba.__version__)
+    except ImportError:
+        parts.append("no-numba")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """fastnn's cache directory: ``$FASTNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastnn``,
+    else ``~/.cache/fastnn``."""
+    base = os.environ.get("FASTNN_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = os.path.join(xdg, "fastnn")
+    return Path(base)

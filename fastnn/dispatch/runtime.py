@@ -36,7 +36,7 @@ import warnings
 
 import numpy as np
 
-from . import machine, registry
+from . import coldstart, machine, registry
 
 __all__ = ["get_num_threads", "set_num_threads", "warmup"]
 
@@ -211,5 +211,6 @@ def warmup(dtypes=("float32", "float64"), backend: str = "numba") -> float:
         for dt in resolved:
             _warm_ops(ops.impl, dt)
             compile_trainers(dt)
+            coldstart.write_stamp(dt)  # auto needs no background build for dt
             _warm_train(ops, dt)
     return time.perf_counter() - start
