@@ -21,6 +21,8 @@ Regimes (the targets come from the performance issues and are checked in the
 * ``tiny`` -- full-batch training steps of the tutorial nets (XOR 2-8-1, coffee
   2-3-1, the (10, 15, 5) sigmoid net on 100 samples), per step, in float64 (the
   NumPy tutorials' dtype) for every runner, fastnn's backends and PyTorch alike.
+* ``features`` -- the SGD and Adam epochs on ``numba``, plain and with Dropout
+  and L2 (the fused training options), each in its own worker process.
 * ``contention`` -- the SGD epoch on ``numba`` with 1 thread and the default
   thread count (and PyTorch), quiet and beside a process spinning on one core
   (:mod:`.contention`).
@@ -72,6 +74,8 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
     QUICK_BATCHES,
     QUICK_EPOCH_SAMPLES,
     QUICK_WIDTHS,
+    REGULARIZED_DROPOUT,
+    REGULARIZED_L2,
     TINY_NETS,
     TINY_STEPS,
     TORCH_THREADS,
@@ -97,7 +101,9 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
 AUTO_WARMUP_EPOCHS = 1 + autotune.REVISIT_AFTER + autotune.TRIAL_CALLS
 
 #: Every regime ``fastnn bench`` knows, in the order they run.
-REGIMES: tuple[str, ...] = ("ops", "epoch", "tiny", "contention", "sklearn", "dask")
+REGIMES: tuple[str, ...] = (
+    "ops", "epoch", "tiny", "features", "contention", "sklearn", "dask"
+)  # fmt: skip
 #: Regimes run when none are named.
 DEFAULT_REGIMES: tuple[str, ...] = ("ops", "epoch", "tiny")
 
@@ -138,6 +144,12 @@ TARGETS: dict[str, tuple[tuple[str, str, float, str], ...]] = {
         ("numba", "torch", 1 / 50, "numba <= 1/50 torch"),
         _AUTO_BEST,
     ),
+    **{
+        f"features:{o}-b256": (
+            ("numba-dropout-l2", "numba", 1.15, "Dropout + L2 epoch <= 1.15x the plain epoch"),
+        )
+        for o in ("sgd", "adam")
+    },
     "contention:sgd-b256 hog": (
         ("numba", "numba-1t", 1.15, "numba default threads <= 1.15x 1 thread, one core busy"),
     ),
@@ -401,6 +413,27 @@ def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
     return cases
 
 
+def run_features(quick: bool, log=print) -> list[Case]:
+    """The SGD and Adam epochs on ``numba`` plain and with Dropout + L2 (the training
+    options fused in the trainer), each in its own worker process, alternating."""
+    n_samples = QUICK_EPOCH_SAMPLES if quick else None
+    cases = []
+    for optimizer in ("sgd", "adam"):
+        case = Case("features", f"{optimizer}-b256", {
+            "optimizer": optimizer, "batch_size": 256, "samples": n_samples,
+            "dropout": REGULARIZED_DROPOUT, "l2": REGULARIZED_L2,
+        })  # fmt: skip
+        specs = {
+            name: {"runner": "numba", "optimizer": optimizer, "batch_size": 256,
+                   "samples": n_samples, "regularized": reg}
+            for name, reg in (("numba", False), ("numba-dropout-l2", True))
+        }  # fmt: skip
+        _run_case(case, _worker_builders(specs), 5, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)
+        cases.append(case)
+        _log_case(log, case)
+    return cases
+
+
 def run_contention(quick: bool, log=print) -> list[Case]:
     """The SGD epoch quiet and beside a CPU hog, same worker processes for both."""
     specs = contention.specs(quick)
@@ -599,6 +632,7 @@ def run(quick: bool = False, regimes=DEFAULT_REGIMES, log=print) -> dict:
         "ops": lambda: run_ops(quick, log),
         "epoch": lambda: run_epochs(quick, gemm["float32"], log),
         "tiny": lambda: run_tiny(quick, log),
+        "features": lambda: run_features(quick, log),
         "contention": lambda: run_contention(quick, log),
         "sklearn": lambda: run_sklearn(quick, gemm["float32"], log),
         "dask": lambda: run_dask(quick, log),

@@ -16,6 +16,7 @@ PER_OP_REGIMES: tuple[str, ...] = ("ops",)
 REFERENCES: dict[str, tuple[str, ...]] = {
     "epoch": ("numpy-loop", "torch", "gemm-floor"),
     "tiny": ("numpy", "torch"),
+    "features": ("numba",),
     "contention": ("numba-1t",),
     "sklearn": ("sklearn", "gemm-floor"),
     "dask": ("memory-1t", "memory-2t"),
@@ -23,7 +24,8 @@ REFERENCES: dict[str, tuple[str, ...]] = {
 
 #: What one timed unit is, per regime (the tables' headings).
 UNITS: dict[str, str] = {
-    "epoch": "epoch", "tiny": "training step", "contention": "epoch", "sklearn": "fit",
+    "epoch": "epoch", "tiny": "training step", "features": "epoch", "contention": "epoch",
+    "sklearn": "fit",
     "dask": "row",
 }  # fmt: skip
 

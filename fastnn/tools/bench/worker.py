@@ -67,7 +67,8 @@ def build(spec: dict):
 
         fastnn.set_num_threads(threads)
     X, y, _ = workloads.training_data(spec.get("samples"))
-    fn = workloads.epoch_call(runner, X, y, spec["optimizer"], spec["batch_size"])
+    fn = workloads.epoch_call(runner, X, y, spec["optimizer"], spec["batch_size"],
+                              regularized=spec.get("regularized", False))  # fmt: skip
     if threads is not None and runner == "torch":
         import torch
 

@@ -355,35 +355,47 @@ def torch_epoch(
     return epoch
 
 
-def fastnn_mlp(backend: str, optimizer: str, seed: int = 0, dtype=np.float32):
-    """The 784-256-10 ReLU/softmax MLP as a compiled ``fastnn.Sequential`` on ``backend``."""
+#: The ``regularized`` variant of the MLP: dropout rate after the hidden layer and
+#: the L2 coefficient of both kernels.
+REGULARIZED_DROPOUT, REGULARIZED_L2 = 0.3, 1e-4
+
+
+def fastnn_mlp(backend: str, optimizer: str, seed: int = 0, dtype=np.float32,
+               regularized: bool = False):  # fmt: skip
+    """The 784-256-10 ReLU/softmax MLP as a compiled ``fastnn.Sequential`` on ``backend``;
+    ``regularized``: with Dropout and L2 (:data:`REGULARIZED_DROPOUT`, :data:`REGULARIZED_L2`)."""
     _require_backend(backend)
     model_mod, optim_mod = _require_model()
     hidden, classes = MLP_LAYERS[1], MLP_LAYERS[2]
-    model = model_mod.Sequential(
-        [
-            model_mod.Dense(hidden, activation="relu", input_dim=MLP_LAYERS[0]),
-            model_mod.Dense(classes, activation="softmax"),
-        ],
-        backend=backend,
-    )
+    import fastnn
+
+    l2 = fastnn.regularizers.L2(REGULARIZED_L2) if regularized else None
+    layers = [
+        model_mod.Dense(hidden, activation="relu", input_dim=MLP_LAYERS[0], kernel_regularizer=l2),
+        model_mod.Dense(classes, activation="softmax", kernel_regularizer=l2),
+    ]
+    if regularized:
+        layers.insert(1, fastnn.Dropout(REGULARIZED_DROPOUT, seed=seed))
+    model = model_mod.Sequential(layers, backend=backend)
     opt = optim_mod.SGD(learning_rate=0.1) if optimizer == "sgd" else optim_mod.Adam(1e-3)
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
     return model
 
 
 def epoch_call(
-    runner: str, X: np.ndarray, y: np.ndarray, optimizer: str, batch_size: int, seed: int = 0
-) -> Callable[[], object]:
+    runner: str, X: np.ndarray, y: np.ndarray, optimizer: str, batch_size: int, seed: int = 0,
+    regularized: bool = False,
+) -> Callable[[], object]:  # fmt: skip
     """One training epoch as a callable.
 
-    ``runner``: a fastnn backend (through ``Sequential.fit``), ``numpy-loop`` or ``torch``.
+    ``runner``: a fastnn backend (through ``Sequential.fit``), ``numpy-loop`` or ``torch``;
+    ``regularized``: the fastnn MLP with Dropout and L2 (:func:`fastnn_mlp`).
     """
     if runner == "numpy-loop":
         return numpy_loop_epoch(X, y, optimizer, batch_size, seed)
     if runner == "torch":
         return torch_epoch(X, y, optimizer, batch_size, seed)
-    model = fastnn_mlp(runner, optimizer, seed, X.dtype)
+    model = fastnn_mlp(runner, optimizer, seed, X.dtype, regularized)
     counter = iter(range(1 << 62))
 
     def epoch():
