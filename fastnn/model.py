@@ -73,6 +73,9 @@ FUSED_ROWS = 1 << 20
 #: Inputs whose largest magnitude exceeds this get the unscaled-input warning.
 LARGE_INPUT = 1e4
 
+#: Rows (evenly spaced) the unscaled-input warning looks at.
+SCALE_SAMPLE_ROWS = 4096
+
 #: The ``python`` backend's speed on dense layers (multiply-adds per second, order of
 #: magnitude): it is the loop-by-loop reference.  A call estimated above
 #: :data:`SLOW_SECONDS` at this speed gets a one-time warning.
@@ -803,7 +806,10 @@ class Sequential:
             return
         kind = getattr(x, "dtype", None)
         integers = kind is not None and np.dtype(kind).kind in "iu"
-        top = float(max(X.max(), -X.min()))
+        # A heuristic needs no full pass over a large X (that would cost a fraction of an
+        # epoch on every fit call): evenly spaced rows show raw pixels or huge features.
+        rows = X[:: max(1, len(X) // SCALE_SAMPLE_ROWS)]
+        top = float(max(rows.max(), -rows.min()))
         if not ((integers and top > 1) or top > LARGE_INPUT):
             return
         self._scale_warned = True

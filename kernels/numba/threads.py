@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 #: Wall time one chunk of batches aims at: long enough that the per-chunk cost
 #: (a compiled call, timing, a thread-count switch) is negligible, short enough
 #: that a wrong choice is corrected within a fraction of an epoch.
-CHUNK_SECONDS = 0.02
+CHUNK_SECONDS = 0.05
 
 #: Batches in a chunk before anything is measured for a shape.
 FIRST_CHUNK = 4

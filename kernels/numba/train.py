@@ -36,7 +36,7 @@ from .layout import (
 )
 from .scalar import keep_threshold
 from .threads import GOVERNOR
-from .train_gemm import train_gemm, train_gemm_par
+from .train_gemm import par_workspace, train_gemm, train_gemm_par
 from .train_small import train_small
 
 __all__ = [
@@ -84,7 +84,8 @@ def compile_trainers(dtype) -> None:
     train_gemm(*args, fn)
     if fn:
         with SerialBlas():
-            train_gemm_par(*args, fn, 2, 0, args[13].shape[1])
+            work = par_workspace(P, dims, 2, opts, 2)
+            train_gemm_par(*args, fn, 2, 0, args[13].shape[1], work)
 
 
 #: Activations whose derivative the fused loops cannot take from ``Y`` alone: their
@@ -186,10 +187,12 @@ def _run_parallel(args, fn, n_threads) -> None:
     key = (tuple(dims), args[8], args[0].dtype.char, args[10])
     configured = numba.get_num_threads()
 
+    work = par_workspace(args[0], dims, args[8], args[14], n_threads)
+
     def run_chunk(j0, j1, threads):
         numba.set_num_threads(threads)
         try:
-            train_gemm_par(*args, fn, n_threads, j0, j1)
+            train_gemm_par(*args, fn, n_threads, j0, j1, work)
         finally:
             numba.set_num_threads(configured)
 
@@ -197,7 +200,7 @@ def _run_parallel(args, fn, n_threads) -> None:
         if configured > 1:
             GOVERNOR.run(key, min(n_threads, configured), out.shape[1], run_chunk)
         else:
-            train_gemm_par(*args, fn, n_threads, 0, out.shape[1])
+            train_gemm_par(*args, fn, n_threads, 0, out.shape[1], work)
 
 
 class TrainMixin:

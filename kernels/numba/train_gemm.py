@@ -329,6 +329,13 @@ def workspace(P, dims, bsz, n_parts, keep_grads):
 
 
 @njit(**JIT)
+def par_workspace(P, dims, batch_size, opts, n_threads):
+    """:func:`workspace` of :func:`train_gemm_par` for a call with these arguments."""
+    epoch_size, modes = opts[0], opts[3]
+    return workspace(P, dims, min(batch_size, epoch_size), n_threads, np.any(modes != 0))
+
+
+@njit(**JIT)
 def can_fold(opt, C, fn):
     """Whether the SGD step folds into the weight-gradient product: SGD without
     momentum (heavy ball or Nesterov: then identical) and a CBLAS address."""
@@ -377,17 +384,19 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
 
 @njit(**JIT_PARALLEL)
 def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out,
-                   opts, fn, n_threads, j0, j1):  # fmt: skip
+                   opts, fn, n_threads, j0, j1, work):  # fmt: skip
     """:func:`train_gemm` for batches ``j0 .. j1`` of the call, each phase cut into
     ``n_threads`` slices run on Numba's pool (``fn`` != 0).
 
     The slices fix the numbers; the pool may run them on fewer threads
-    (``numba.set_num_threads``, see :mod:`.threads`) with the same result.  The
-    caller limits NumPy's OpenBLAS to one thread for the call (:class:`~.blas.SerialBlas`).
+    (``numba.set_num_threads``, see :mod:`.threads`) with the same result.
+    ``work``: :func:`par_workspace` of the call, allocated once for all its chunks
+    (fresh buffers per chunk would pay their page faults again).  The caller limits
+    NumPy's OpenBLAS to one thread for the call (:class:`~.blas.SerialBlas`).
     """
-    epoch_size, lrs, modes = opts[0], opts[1], opts[3]
+    epoch_size, lrs = opts[0], opts[1]
     nt = n_threads
-    ws, G, db_parts = workspace(P, dims, min(batch_size, epoch_size), nt, np.any(modes != 0))
+    ws, G, db_parts = work
     part = np.zeros((3, nt))  # per-thread loss, correct count and penalty of the batch
     n_batches = out.shape[1]
     fold_sgd = can_fold(opt, C, fn)
