@@ -510,3 +510,28 @@ def test_options_fused_match_composition(case, head, dtype, path):
         if not flag:  # frozen: bit for bit untouched, state too
             np.testing.assert_array_equal(trained[p], params[p])
             assert not any(A.any() for A in sf[p])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_compile_trainers_builds_the_specializations_calls_use(dtype, monkeypatch):
+    """After ``compile_trainers`` (what ``fastnn warmup`` and auto's background build
+    run), no ``train_batches`` call compiles another specialization, whatever the
+    flags of the caller's arrays (read-only data, writable labels, fresh hyper)."""
+    train.compile_trainers(dtype)
+    loops = (train.train_small, train.train_gemm, train.train_gemm_par)
+    before = [len(f.signatures) for f in loops]
+    X, T, Ws, bs, state = make_problem((3, 5, 2), "softmax_cross_entropy", "adam", dtype, 13, 0)
+    X_ro = X.copy()
+    X_ro.flags.writeable = False
+    order = np.random.default_rng(1).permutation(13)  # int64, writable
+    for width, threads in ((10**9, 1), (0, 1), (0, 2)):
+        monkeypatch.setattr(train, "SMALL_WIDTH", width)
+        monkeypatch.setattr(train, "parallel_threads", lambda t=threads: t)
+        for data in (X, X_ro):
+            for head, targets in (("softmax_cross_entropy", T), ("mse", np.ones((13, 2), dtype))):
+                acts = ["relu", "linear" if head != "mse" else "tanh"]
+                train.TrainMixin.train_batches(
+                    Fused(), *copy_problem(Ws, bs, state)[:2], acts, data, targets, order, 4,
+                    head, "adam", copy_problem(Ws, bs, state)[2], (0.01, 0.9, 0.99, 1e-7), 0,
+                )  # fmt: skip
+    assert [len(f.signatures) for f in loops] == before

@@ -57,6 +57,16 @@ def choose_path(dims) -> str:
     return "small" if max(dims) <= SMALL_WIDTH else "gemm"
 
 
+def loop_args(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, opts):
+    """The compiled loops' positional arguments, every input array a read-only view
+    (``P``, ``S`` and ``out`` are written): whatever the caller's arrays' flags,
+    every call has the argument types :func:`compile_trainers` built for, so no call
+    compiles a second specialization."""
+    dims, acts, X, T, labels, C = (_readonly(A, A.dtype) for A in (dims, acts, X, T, labels, C))
+    order = _readonly(order, np.int64)
+    return (P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, opts)
+
+
 def compile_trainers(dtype) -> None:
     """Compile (or load from the on-disk cache) every training loop for ``dtype``.
 
@@ -78,13 +88,14 @@ def compile_trainers(dtype) -> None:
     S = np.zeros((1, P.size), dtype)
     C = constants(dtype, (0.01, 0.0))
     opts = options(dtype, ["relu", "linear"], 4, None, {})
-    args = (P, S, dims, acts, X, T, DUMMY_LABELS, order, 2, MSE, SGD, C, 0, np.zeros((2, 2)), opts)
+    args = loop_args(P, S, dims, acts, X, T, DUMMY_LABELS, order, 2, MSE, SGD, C, 0,
+                     np.zeros((2, 2)), opts)  # fmt: skip
     train_small(*args)
     fn = numpy_gemm_address(dtype)
     train_gemm(*args, fn)
     if fn:
         with SerialBlas():
-            work = par_workspace(P, dims, 2, opts, 2)
+            work = par_workspace(args[0], args[2], 2, args[14], 2)
             train_gemm_par(*args, fn, 2, 0, args[13].shape[1], work)
 
 
@@ -253,9 +264,9 @@ class TrainMixin:
             labels = DUMMY_LABELS
         out = np.zeros((2, n_batches))
         C = cached(("C", dtype, *hyper), lambda: constants(dtype, hyper))
-        args = (
-            P, S, dims, acts, X, T, labels, np.asarray(order, np.int64), batch_size,
-            HEAD_CODES[head], OPTIMIZER_CODES[optimizer], C, step, out, opts,
+        args = loop_args(
+            P, S, dims, acts, X, T, labels, order, batch_size, HEAD_CODES[head],
+            OPTIMIZER_CODES[optimizer], C, step, out, opts,
         )  # fmt: skip
         _run(args, dims, dtype)
         unflatten(P, S, params, state)
