@@ -150,16 +150,19 @@ def test_stopping_and_schedules_match_scikit_learn(backend, params):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "multioutput"])
-def test_lbfgs_matches_scikit_learn(backend, kind):
-    """A few L-BFGS iterations on the contract's loss and gradient: scikit-learn's result."""
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_lbfgs_matches_scikit_learn(backend, kind, weighted):
+    """A few L-BFGS iterations on the contract's loss and gradient: scikit-learn's
+    result, also on the weighted objective (the L2 term over the weight sum)."""
     X, y = small_data(kind, seed=4)
     regression = kind == "multioutput"
     est_cls, sk_cls = (
         (MLPRegressor, SkMLPRegressor) if regression else (MLPClassifier, SkMLPClassifier)
     )
+    w = uneven_weights(len(X), seed=4) if weighted else None
     params = dict(hidden_layer_sizes=(6,), solver="lbfgs", alpha=0.1, max_iter=8, random_state=5)
-    sk = sk_cls(**params).fit(X, y)
-    est = est_cls(backend=backend, **params).fit(X, y)
+    sk = fit_quietly(sk_cls(**params), X, y, sample_weight=w)
+    est = fit_quietly(est_cls(backend=backend, **params), X, y, sample_weight=w)
     assert est.n_iter_ == sk.n_iter_
     assert est.loss_ == pytest.approx(sk.loss_, rel=1e-9)
     assert rel_err(est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_) < 1e-8
@@ -280,24 +283,6 @@ def test_weighted_partial_fit_matches_scikit_learn(backend):
         sk.partial_fit(X[rows], y[rows], sample_weight=w[rows])
         est.partial_fit(X[rows], y[rows], sample_weight=w[rows])
     assert rel_err(est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_) < 1e-9
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind", ["multiclass", "binary", "multioutput"])
-def test_weighted_lbfgs_matches_scikit_learn(backend, kind):
-    """L-BFGS on the weighted objective (the L2 term over the weight sum)."""
-    X, y = small_data(kind, seed=4)
-    regression = kind == "multioutput"
-    est_cls, sk_cls = (
-        (MLPRegressor, SkMLPRegressor) if regression else (MLPClassifier, SkMLPClassifier)
-    )
-    w = uneven_weights(len(X), seed=4)
-    params = dict(hidden_layer_sizes=(6,), solver="lbfgs", alpha=0.1, max_iter=8, random_state=5)
-    sk = fit_quietly(sk_cls(**params), X, y, sample_weight=w)
-    est = fit_quietly(est_cls(backend=backend, **params), X, y, sample_weight=w)
-    assert est.n_iter_ == sk.n_iter_
-    assert est.loss_ == pytest.approx(sk.loss_, rel=1e-9)
-    assert rel_err(est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_) < 1e-8
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
