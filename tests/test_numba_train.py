@@ -144,6 +144,7 @@ def path(request, monkeypatch):
     slices of no rows when a batch is smaller than 3), and with its ``np.dot``
     fallback (no NumPy CBLAS found: serial)."""
     monkeypatch.setattr(train, "SMALL_WIDTH", 10**9 if request.param == "small" else 0)
+    monkeypatch.setattr(train, "SMALL_MACS", 10**18 if request.param == "small" else 0)
     threads = {"gemm-2threads": 2, "gemm-3threads": 3}.get(request.param, 1)
     monkeypatch.setattr(train, "parallel_threads", lambda: threads)
     if request.param == "gemm-npdot":
@@ -212,6 +213,17 @@ def test_batch_of_one_and_whole_set(optimizer, dtype, path):
             dims, hidden, "binary_crossentropy", optimizer, dtype, order, batch_size, step=0
         )
         assert_matches(reference, fused, dtype)
+
+
+@pytest.mark.parametrize(
+    "dims, path",
+    [((2, 8, 1), "small"), ((2, 3, 1), "small"), ((10, 15, 5), "small"), ((8, 64, 2), "small"),
+     ((30, 64, 1), "gemm"), ((64, 64, 10), "gemm"), ((80, 70, 10), "gemm")],
+)  # fmt: skip
+def test_path_by_width_and_work_per_row(dims, path):
+    """The tutorials' nets take the batch-minor loop; digits- and breast-cancer-sized
+    nets (narrow, but >= 2,000 multiply-adds per row) and wide ones take BLAS."""
+    assert train.choose_path(dims) == path
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -526,6 +538,7 @@ def test_compile_trainers_builds_the_specializations_calls_use(dtype, monkeypatc
     order = np.random.default_rng(1).permutation(13)  # int64, writable
     for width, threads in ((10**9, 1), (0, 1), (0, 2)):
         monkeypatch.setattr(train, "SMALL_WIDTH", width)
+        monkeypatch.setattr(train, "SMALL_MACS", width)
         monkeypatch.setattr(train, "parallel_threads", lambda t=threads: t)
         for data in (X, X_ro):
             for head, targets in (("softmax_cross_entropy", T), ("mse", np.ones((13, 2), dtype))):

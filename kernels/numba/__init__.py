@@ -26,8 +26,15 @@ Modules:
 from .blas import parallel_threads
 from .config import select_threading_layer
 from .ops import NumbaOps
-from .train import SMALL_WIDTH, choose_path, compile_trainers
+from .train import SMALL_MACS, SMALL_WIDTH, choose_path, compile_trainers
 
 select_threading_layer()
 
-__all__ = ["SMALL_WIDTH", "NumbaOps", "choose_path", "compile_trainers", "parallel_threads"]
+__all__ = [
+    "SMALL_MACS",
+    "SMALL_WIDTH",
+    "NumbaOps",
+    "choose_path",
+    "compile_trainers",
+    "parallel_threads",
+]

@@ -10,8 +10,9 @@ rounding: same formulas (:mod:`.scalar`), same dtype, different summation order.
 Three compiled loops share one argument layout (:mod:`.layout`):
 
 * :func:`~.train_small.train_small` -- every layer at most :data:`SMALL_WIDTH`
-  units wide (the tutorials' tiny nets): batch-minor activations, loop products;
-* :func:`~.train_gemm.train_gemm` -- wider layers: batch-major activations,
+  units wide and at most :data:`SMALL_MACS` multiply-adds per row (the tutorials'
+  tiny nets): batch-minor activations, loop products;
+* :func:`~.train_gemm.train_gemm` -- larger nets: batch-major activations,
   products in NumPy's OpenBLAS (:mod:`.blas`);
 * :func:`~.train_gemm.train_gemm_par` -- the same on several threads of Numba's
   pool (:func:`~.blas.parallel_threads` sets the most; :mod:`.threads` runs
@@ -51,10 +52,16 @@ __all__ = [
 #: Widest layer (units) the batch-minor loop handles; wider nets go to BLAS.
 SMALL_WIDTH = 64
 
+#: Most multiply-adds per row (``sum(in_l * out_l)``) the batch-minor loop takes:
+#: above it even narrow layers train faster as BLAS products (the crossover, from
+#: 8-64-2 to 30-64-2, is in benchmarks/README.md).
+SMALL_MACS = 1024
+
 
 def choose_path(dims) -> str:
     """``"small"`` (batch-minor loops) or ``"gemm"`` (BLAS) for layer widths ``dims``."""
-    return "small" if max(dims) <= SMALL_WIDTH else "gemm"
+    macs = sum(int(a) * int(b) for a, b in zip(dims[:-1], dims[1:]))
+    return "small" if max(dims) <= SMALL_WIDTH and macs <= SMALL_MACS else "gemm"
 
 
 def loop_args(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, opts):

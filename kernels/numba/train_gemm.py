@@ -1,4 +1,4 @@
-"""Batch-major training loops with BLAS products (any layer wider than ``SMALL_WIDTH``).
+"""Batch-major training loops with BLAS products (nets beyond the batch-minor loop's size).
 
 Activations are batch-major ``(n, features)`` and the three products per layer go
 to NumPy's OpenBLAS (:mod:`.blas`); bias and activation are applied in one pass

@@ -1,4 +1,4 @@
-"""Batch-minor training loop for small nets (every layer at most ``SMALL_WIDTH`` wide).
+"""Batch-minor training loop for small nets (``SMALL_WIDTH`` and ``SMALL_MACS`` in :mod:`.train`).
 
 All layers' activations live in one ``(sum of widths, bsz)`` array ``A`` and their
 gradients in one ``dA`` of the same shape: layer ``l``'s input is rows
