@@ -818,11 +818,12 @@ class Sequential:
             if integers
             else f"|x| up to {top:.3g}"
         )
-        fix = "x / 255.0 for 0..255 pixels" if 1 < top <= 255 else "standardize each feature"
+        pixels = 128 <= top <= 255  # 8-bit images; small integers are counts or codes
+        fix = "x / 255.0 for 0..255 pixels" if pixels else "standardize each feature"
         warnings.warn(
             f"fit got unscaled inputs: x holds {what}. Unscaled inputs train to worse "
-            f"accuracy or diverge; scale them first ({fix}, e.g. x = x / 255.0 or "
-            "(x - x.mean(0)) / x.std(0)).",
+            f"accuracy or diverge; scale them first ({fix}, e.g. "
+            + ("x = x / 255.0)." if pixels else "x = (x - x.mean(0)) / x.std(0))."),
             InputScaleWarning,
             stacklevel=4,
         )

@@ -524,6 +524,10 @@ def test_unscaled_integer_inputs_warn_once():
         small_classifier().fit(X, LABELS, epochs=1, verbose=0)
     with pytest.warns(model_module.InputScaleWarning, match="standardize"):
         small_classifier().fit(X * 1e5, LABELS, epochs=1, verbose=0)
+    counts = RNG.integers(0, 5, size=(48, 4))  # small integers: no pixel advice
+    with pytest.warns(model_module.InputScaleWarning, match="standardize") as record:
+        small_classifier().fit(counts, LABELS, epochs=1, verbose=0)
+    assert "255" not in str(record[0].message)
 
 
 class _no_warning:
