@@ -36,8 +36,11 @@ CHUNK_SECONDS = 0.05
 #: Batches in a chunk before anything is measured for a shape.
 FIRST_CHUNK = 4
 
+#: Batches in a probe of the count not chosen (see :meth:`Record.chunk_batches`).
+PROBE_BATCHES = 2
+
 #: Chunks on the chosen count before the other is tried again, first and at most.
-FIRST_INTERVAL, MAX_INTERVAL = 4, 128
+FIRST_INTERVAL, MAX_INTERVAL = 4, 64
 
 #: The other count is taken when its time per batch is below ``1 - MARGIN_FEWER``
 #: (to fewer threads) or ``1 - MARGIN_MORE`` (to more) of the chosen one's: a near
@@ -88,13 +91,14 @@ class Record:
 
     def chunk_batches(self, k: int) -> int:
         """Batches in the next chunk, on ``k`` threads, from the current count's time
-        per batch; a probe of the other count (known to be slower when last tried,
-        or it would be the current one) is half as long."""
+        per batch.  A probe of the other count (slower when last tried, or it would
+        be the current one) is :data:`PROBE_BATCHES` long: a probe of the parallel
+        path on a busy machine can hit a stall ten times its normal time per batch."""
         per_batch = self.seconds.get(self.current)
         if not per_batch:
             return FIRST_CHUNK
-        size = int(CHUNK_SECONDS / per_batch)
-        return max(1, size // 2 if k != self.current and k in self.seconds else size)
+        size = max(1, int(CHUNK_SECONDS / per_batch))
+        return min(size, PROBE_BATCHES) if k != self.current and k in self.seconds else size
 
     def observe(self, k: int, seconds: float, batches: int) -> None:
         """Take a chunk of ``batches`` run in ``seconds`` on ``k`` threads and decide the next."""
