@@ -122,6 +122,26 @@ def test_wrapper_routes_model_params_through_grid_search():
     assert fitted.predict_proba(X).shape == (150, 3)
 
 
+def test_wrapper_takes_loss_objects_and_logits():
+    """A model compiled with ``SparseCategoricalCrossentropy(from_logits=True)`` on a
+    linear output gets integer codes, like the string loss (a one-hot target would
+    be refused by the sparse loss)."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+
+    def logits_model(n_features_in_=None, n_classes_=None, seed=None):
+        net = fastnn.Sequential(
+            [fastnn.Dense(8, "relu", input_dim=n_features_in_), fastnn.Dense(n_classes_)],
+            backend="numpy", dtype="float64", seed=seed,
+        )  # fmt: skip
+        loss = fastnn.losses.SparseCategoricalCrossentropy(from_logits=True)
+        net.compile(fastnn.optimizers.Adam(0.02), loss)
+        return net
+
+    clf = SequentialClassifier(logits_model, epochs=40, batch_size=16, random_state=0)
+    assert clf.fit(X, y).score(X, y) > 0.9
+
+
 def test_wrapper_rejects_unrouted_keywords_and_uncompiled_models():
     X, y = load_iris(return_X_y=True)
     with pytest.raises(TypeError, match="unexpected keyword argument 'hidden'"):

@@ -179,8 +179,8 @@ class SequentialClassifier(ClassifierMixin, SequentialWrapper):
     def _targets(self, net, codes):
         """``codes`` (integers into ``classes_``) in the format ``net``'s loss trains on."""
         units = net.layers[-1].units
-        if net.loss == "sparse_categorical_crossentropy":
-            return codes
+        if fastnn.losses.as_object(net.loss).loss_name == "sparse_categorical_crossentropy":
+            return codes  # the name or SparseCategoricalCrossentropy(from_logits=...)
         if units == 1:
             return codes.astype(np.float64)
         if units != self.n_classes_:
