@@ -79,6 +79,13 @@ SOLVERS = {
 }
 
 
+def estimator_classes(kind):
+    """(fastnn's, scikit-learn's) estimator class for a ``small_data`` kind."""
+    if kind in ("regression", "multioutput"):
+        return MLPRegressor, SkMLPRegressor
+    return MLPClassifier, SkMLPClassifier
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("solver", list(SOLVERS))
 @pytest.mark.parametrize(
@@ -87,10 +94,7 @@ SOLVERS = {
 def test_one_epoch_matches_scikit_learn(backend, solver, kind):
     """One epoch from the same assigned weights (warm_start): scikit-learn's weights."""
     X, y = small_data(kind)
-    regression = kind in ("regression", "multioutput")
-    est_cls, sk_cls = (
-        (MLPRegressor, SkMLPRegressor) if regression else (MLPClassifier, SkMLPClassifier)
-    )
+    est_cls, sk_cls = estimator_classes(kind)
     params = dict(hidden_layer_sizes=(5, 4), activation="tanh", alpha=0.01, batch_size=16)
     sk, est = warm_pair(est_cls, sk_cls, X, y, 1, backend=backend, **params, **SOLVERS[solver])
     for e in (sk, est):
@@ -155,10 +159,7 @@ def test_lbfgs_matches_scikit_learn(backend, kind, weighted):
     """A few L-BFGS iterations on the contract's loss and gradient: scikit-learn's
     result, also on the weighted objective (the L2 term over the weight sum)."""
     X, y = small_data(kind, seed=4)
-    regression = kind == "multioutput"
-    est_cls, sk_cls = (
-        (MLPRegressor, SkMLPRegressor) if regression else (MLPClassifier, SkMLPClassifier)
-    )
+    est_cls, sk_cls = estimator_classes(kind)
     w = uneven_weights(len(X), seed=4) if weighted else None
     params = dict(hidden_layer_sizes=(6,), solver="lbfgs", alpha=0.1, max_iter=8, random_state=5)
     sk = fit_quietly(sk_cls(**params), X, y, sample_weight=w)
@@ -206,10 +207,7 @@ def test_one_weighted_epoch_matches_scikit_learn(backend, solver, kind):
     same assigned weights: scikit-learn's weights (each batch divided by its weight sum,
     the L2 term too), which differ from the unweighted epoch's."""
     X, y = small_data(kind)
-    regression = kind in ("regression", "multioutput")
-    est_cls, sk_cls = (
-        (MLPRegressor, SkMLPRegressor) if regression else (MLPClassifier, SkMLPClassifier)
-    )
+    est_cls, sk_cls = estimator_classes(kind)
     params = dict(hidden_layer_sizes=(5, 4), activation="tanh", alpha=0.05, batch_size=16)
     sk, est = warm_pair(est_cls, sk_cls, X, y, 1, backend=backend, **params, **SOLVERS[solver])
     start = [A.copy() for A in sk.coefs_ + sk.intercepts_]
