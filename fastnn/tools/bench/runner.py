@@ -434,6 +434,11 @@ def run_features(quick: bool, log=print) -> list[Case]:
     return cases
 
 
+#: Samples per runner in each contention phase: a hog makes single epochs vary more
+#: than a quiet machine does, so the median needs more of them.
+CONTENTION_REPEATS = 5
+
+
 def run_contention(quick: bool, log=print) -> list[Case]:
     """The SGD epoch quiet and beside a CPU hog, same worker processes for both."""
     specs = contention.specs(quick)
@@ -447,8 +452,9 @@ def run_contention(quick: bool, log=print) -> list[Case]:
     log(f"  {params['samples']} samples; hog: one process spinning on one core")
     try:
         if workers:
+            n = CONTENTION_REPEATS
             quiet.record(
-                measure_alternating(workers, 3, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)
+                measure_alternating(workers, n, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)
             )
             with contention.cpu_hog():
                 # One untimed epoch each beside the hog first: every runner meets the
@@ -456,8 +462,9 @@ def run_contention(quick: bool, log=print) -> list[Case]:
                 # and the samples measure training under steady contention.
                 for call in workers.values():
                     call()
-                busy.record(measure_alternating(workers, 3, 0.0, settle=EPOCH_SETTLE_S,
-                                                self_timed=True))  # fmt: skip
+                busy.record(
+                    measure_alternating(workers, n, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)
+                )
     finally:
         _close_all(workers)
     for case in (quiet, busy):
