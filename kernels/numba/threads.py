@@ -93,7 +93,7 @@ class Record:
         """Batches in the next chunk, on ``k`` threads, from the current count's time
         per batch.  A probe of the other count (slower when last tried, or it would
         be the current one) is :data:`PROBE_BATCHES` long: a probe of the parallel
-        path on a busy machine can hit a stall ten times its normal time per batch."""
+        path on a busy machine can hit a stall many times its normal time per batch."""
         per_batch = self.seconds.get(self.current)
         if not per_batch:
             return FIRST_CHUNK

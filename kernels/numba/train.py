@@ -204,7 +204,6 @@ def _run_parallel(args, fn, n_threads) -> None:
     out, dims = args[13], args[2]
     key = (tuple(dims), args[8], args[0].dtype.char, args[10])
     configured = numba.get_num_threads()
-
     work = par_workspace(args[0], dims, args[8], args[14], n_threads)
 
     def run_chunk(j0, j1, threads):
