@@ -397,16 +397,22 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
     epoch_size, lrs = opts[0], opts[1]
     nt = n_threads
     ws, G, db_parts = work
-    part = np.zeros((3, nt))  # per-thread loss, correct count and penalty of the batch
+    part = np.empty((3, nt))  # per-thread loss, correct count and penalty of the batch
     n_batches = out.shape[1]
     fold_sgd = can_fold(opt, C, fn)
+    # Plain loops, no array expressions: each would become a parallel region of its
+    # own, compiled (and launched) like the two slices below.  The slice index is
+    # cast to int64 so both regions call the phases with one signature (Numba types
+    # a prange index unsigned in one of them, which compiled the phase twice).
     for j in range(j0, j1):
         start, nb = batch_bounds(j, batch_size, epoch_size)
         t_step = step + j + 1
-        for t in prange(nt):
+        for u in prange(nt):
+            t = np.int64(u)
             lo = t * nb // nt
             r = (t + 1) * nb // nt - lo
-            db_parts[t, :] = C[C_ZERO]
+            for c in range(db_parts.shape[1]):
+                db_parts[t, c] = C[C_ZERO]
             part[0, t] = 0.0
             part[1, t] = 0.0
             if r > 0:
@@ -417,9 +423,17 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
         fold = fold_sgd and j < n_batches - 1
         lr = batch_lr(C, lrs, j)
         a, b = bias_corrections(opt, C, t_step, lr)
-        for t in prange(nt):
+        for u in prange(nt):
+            t = np.int64(u)
             part[2, t] = params_phase(
                 P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts
             )
-        out[0, j] = np.sum(part[0]) + np.sum(part[2])
-        out[1, j] = np.sum(part[1])
+        loss = 0.0
+        penalty = 0.0
+        correct = 0.0
+        for t in range(nt):
+            loss += part[0, t]
+            penalty += part[2, t]
+            correct += part[1, t]
+        out[0, j] = loss + penalty
+        out[1, j] = correct
