@@ -151,3 +151,24 @@ def test_real_launch_runs_in_the_background(tmp_path, monkeypatch):
         time.sleep(0.2)
     assert coldstart.stamp_path("float64").exists()
     coldstart.reset()
+
+
+def test_wait_until_ready_starts_the_build_and_returns_when_it_ends(building, monkeypatch):
+    polls = []
+
+    def sleep(seconds):  # the build ends on the third poll
+        polls.append(seconds)
+        if len(polls) == 3:
+            building[0][1].returncode = 0
+
+    monkeypatch.setattr(coldstart.time, "sleep", sleep)
+    coldstart.wait_until_ready(np.float64, poll=0.25)
+    assert [d for d, _ in building] == ["float64"] and polls == [0.25] * 3
+    assert coldstart.trainers_ready(np.float64)
+
+
+def test_wait_until_ready_returns_at_once_when_background_builds_are_off(building, monkeypatch):
+    monkeypatch.setenv("FASTNN_BACKGROUND_BUILD", "0")
+    monkeypatch.setattr(coldstart.time, "sleep", lambda s: pytest.fail("waited"))
+    coldstart.wait_until_ready(np.float32)
+    assert building == []

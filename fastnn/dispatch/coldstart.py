@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -106,6 +107,15 @@ def trainers_ready(dtype) -> bool:
         log.close()
         _ready.add(key)
         return True
+
+
+def wait_until_ready(dtype, poll: float = 0.5) -> None:
+    """Block until the numba trainers for ``dtype`` are built (:func:`trainers_ready`),
+    starting the background build if none runs; returns at once when this module is
+    off (:func:`enabled`).  For measurements of ``auto``'s steady state (``fastnn
+    bench``), which a build still in flight would turn into numpy's."""
+    while enabled() and not trainers_ready(dtype):
+        time.sleep(poll)
 
 
 def reset() -> None:
