@@ -229,10 +229,13 @@ def test_trainer_probe_median_ignores_one_slow_sample(clock):
 
 def test_watch_tries_the_alternative_when_the_choice_is_slow_in_use():
     watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
+    assert not watch.record("numpy", 99.0, 10)  # first call: not counted
     for _ in range(autotune.REVISIT_AFTER):
         assert watch.backend_for_next_call() == "numpy"
         assert not watch.record("numpy", 20.0, 10)  # 2.0 per batch > 1.25 x 1.2
     assert watch.backend_for_next_call() == "numba"
+    # the first call after the switch pays the other pool's spinning threads: not counted
+    assert not watch.record("numba", 99.0, 10)
     settled = [watch.record("numba", 11.0, 10) for _ in range(autotune.TRIAL_CALLS)]
     assert settled[-1] and not any(settled[:-1])
     assert watch.settled and watch.backend == "numba"
@@ -253,19 +256,19 @@ def test_watch_tries_the_alternative_when_the_probe_overestimated_both():
     in fit numpy ran 4.7 and numba would have run 2.6.  Numpy's own time drifted far
     from its probe, so the probe is not trusted: the trial finds numba."""
     watch = autotune.TrainerWatch("numpy", {"numba": 9.0, "numpy": 6.9})
-    for _ in range(autotune.REVISIT_AFTER):
+    for _ in range(autotune.SWITCH_CALLS + autotune.REVISIT_AFTER):
         watch.record("numpy", 47.0, 10)
     assert watch.backend_for_next_call() == "numba"
-    for _ in range(autotune.TRIAL_CALLS):
+    for _ in range(autotune.SWITCH_CALLS + autotune.TRIAL_CALLS):
         watch.record("numba", 26.0, 10)
     assert watch.settled and watch.backend == "numba"
 
 
 def test_watch_returns_when_the_trial_is_not_faster():
     watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
-    for _ in range(autotune.REVISIT_AFTER):
+    for _ in range(autotune.SWITCH_CALLS + autotune.REVISIT_AFTER):
         watch.record("numpy", 2.0, 1)
-    for _ in range(autotune.TRIAL_CALLS):
+    for _ in range(autotune.SWITCH_CALLS + autotune.TRIAL_CALLS):
         watch.record("numba", 2.0, 1)  # no faster than the current choice
     assert watch.settled and watch.backend == "numpy"
 
@@ -279,11 +282,12 @@ def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
     table.put(key, "numpy", {"numba": 1.5, "numpy": 1.0})
     ops = autotune.AutoOps("auto", fakes["numpy"], table, timer=clock, loader=fakes.get)
     used = []
-    for _ in range(autotune.REVISIT_AFTER + autotune.TRIAL_CALLS + 3):
+    k = autotune.SWITCH_CALLS + autotune.REVISIT_AFTER
+    t = autotune.SWITCH_CALLS + autotune.TRIAL_CALLS
+    for _ in range(k + t + 3):
         before = {n: f.calls for n, f in fakes.items()}
         ops.run_prevalidated("train_batches", *args)
         used += [n for n, f in fakes.items() if f.calls > before[n]]
-    k, t = autotune.REVISIT_AFTER, autotune.TRIAL_CALLS
     assert used == ["numpy"] * k + ["numba"] * t + ["numba"] * 3
     saved = json.loads(table.path.read_text())["entries"][key]
     assert saved["backend"] == "numba" and saved["source"] == "in use"

@@ -81,6 +81,10 @@ TRIAL_CALLS = 2
 #: other candidate's record is this many times the chosen one's time in use (tiny nets:
 #: the probe's short calls overstate per-batch time, and the other is 20x slower).
 TRIAL_PLAUSIBLE = 3.0
+#: Calls on a backend right after the other one ran (or first in the process) that the
+#: in-use check runs but does not count: they pay the other pool's idle threads still
+#: spinning (NumPy's OpenBLAS beside Numba's pool on the same cores) and first touches.
+SWITCH_CALLS = 1
 
 FORMAT_VERSION = 2
 
@@ -297,7 +301,8 @@ class TrainerWatch:
 
     ``expected`` holds seconds per batch per candidate (the probe's, or the table's).
     :meth:`record` gets each call's measured time.  When the chosen backend's median
-    over its last :data:`REVISIT_AFTER` calls is off its own expected time by more
+    over its last :data:`REVISIT_AFTER` counted calls (the first :data:`SWITCH_CALLS`
+    after each change of backend are not counted) is off its own expected time by more
     than :data:`REVISIT_FACTOR` either way (the probe did not predict the use, so
     it may have mispredicted the other candidate too; unless the other's record is
     :data:`TRIAL_PLAUSIBLE` times slower than this use), or exceeds that factor times
@@ -313,6 +318,8 @@ class TrainerWatch:
         self.recent: dict[str, collections.deque] = {}
         self.trial: str | None = None
         self.settled = not any(b != backend for b in expected)
+        self.previous: str | None = None  # backend of the last call
+        self.uncounted = 0  # calls since the last change of backend, up to SWITCH_CALLS
 
     def backend_for_next_call(self) -> str:
         return self.trial or self.backend
@@ -320,6 +327,11 @@ class TrainerWatch:
     def record(self, backend: str, seconds: float, n_batches: int) -> bool:
         """Record one call; True when this call settled the choice (see :meth:`verdict`)."""
         if self.settled or n_batches <= 0:
+            return False
+        if backend != self.previous:
+            self.previous, self.uncounted = backend, 0
+        if self.uncounted < SWITCH_CALLS:
+            self.uncounted += 1
             return False
         window = max(REVISIT_AFTER, TRIAL_CALLS)
         self.recent.setdefault(backend, collections.deque(maxlen=window)).append(
