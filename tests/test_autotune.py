@@ -150,9 +150,14 @@ def test_memo_signature_never_merges_calls_of_different_shape_classes():
 class FakeClock:
     def __init__(self):
         self.now = 0.0
+        self.sleeps = []
 
     def __call__(self):
         return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 class FakeTrainer:
@@ -201,7 +206,9 @@ def test_trainer_probe_excludes_first_call_and_pool_switch_costs(clock):
         "numba": FakeTrainer("numba", clock, 1.0, first=50.0, switch=20.0),
         "numpy": FakeTrainer("numpy", clock, 1.5, switch=2.0),
     }
-    seconds = autotune.measure_impls("train_batches", _trainer_args(), impls, timer=clock)
+    seconds = autotune.measure_impls(
+        "train_batches", _trainer_args(), impls, timer=clock, sleep=clock.sleep
+    )
     assert seconds == pytest.approx({"numba": 1.0, "numpy": 1.5})
     assert autotune.choose(seconds) == "numba"
 
@@ -209,9 +216,19 @@ def test_trainer_probe_excludes_first_call_and_pool_switch_costs(clock):
 def test_trainer_probe_uses_at_most_probe_batches_per_call(clock):
     impls = {"numba": FakeTrainer("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 2.0)}
     rows = 256 * (autotune.PROBE_BATCHES * 4)
-    autotune.measure_impls("train_batches", _trainer_args(rows), impls, timer=clock)
+    autotune.measure_impls(
+        "train_batches", _trainer_args(rows), impls, timer=clock, sleep=clock.sleep
+    )
     # each probe call spent PROBE_BATCHES batches, never the whole 4x longer order
-    assert clock.now == pytest.approx(3.0 * autotune.PROBE_BATCHES * impls["numba"].calls)
+    trained = clock.now - sum(clock.sleeps)
+    assert trained == pytest.approx(3.0 * autotune.PROBE_BATCHES * impls["numba"].calls)
+
+
+def test_trainer_probe_idles_before_each_sample(clock):
+    """Each timed sample follows an idle gap (the other pool's threads stop spinning)."""
+    impls = {"numba": FakeTrainer("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 2.0)}
+    autotune.measure_impls("train_batches", _trainer_args(), impls, timer=clock, sleep=clock.sleep)
+    assert clock.sleeps == [autotune.TRAINER_SETTLE_S] * (2 * autotune.TRAINER_REPEATS)
 
 
 def test_trainer_probe_median_ignores_one_slow_sample(clock):
@@ -223,7 +240,9 @@ def test_trainer_probe_median_ignores_one_slow_sample(clock):
             return out
 
     impls = {"numba": Hiccup("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 1.2)}
-    seconds = autotune.measure_impls("train_batches", _trainer_args(), impls, timer=clock)
+    seconds = autotune.measure_impls(
+        "train_batches", _trainer_args(), impls, timer=clock, sleep=clock.sleep
+    )
     assert autotune.choose(seconds) == "numba"
 
 

@@ -70,6 +70,10 @@ MARGIN = 0.97
 PROBE_BATCHES = 16
 TRAINER_REPEATS = 3
 TRAINER_SAMPLE_S = 5e-3
+#: Idle time before each trainer sample: the candidates use different thread pools
+#: (NumPy's OpenBLAS, Numba's), and a pool's idle threads keep spinning for a while
+#: after its last call; a sample taken at once would pay for the other's spinning.
+TRAINER_SETTLE_S = 0.1
 
 #: In-use check of a ``train_batches`` choice: after this many calls, a median time
 #: per batch above ``REVISIT_FACTOR`` times the other candidate's record starts a
@@ -216,11 +220,12 @@ def _op_callables(op: str, args, impls: dict, batches: int | None = None):
     return {name: call_of(name) for name in impls}, prepare
 
 
-def measure_impls(op: str, args, impls: dict, timer: Callable[[], float] = time.perf_counter):
+def measure_impls(op: str, args, impls: dict, timer: Callable[[], float] = time.perf_counter,
+                  sleep: Callable[[float], object] = time.sleep):  # fmt: skip
     """Median seconds per call of ``op`` on each candidate object in ``impls`` (name ->
     backend); per *batch* for ``train_batches``.  See the module docstring."""
     if op == "train_batches":
-        return _measure_trainer(args, impls, timer)
+        return _measure_trainer(args, impls, timer, sleep)
     calls, prepare = _op_callables(op, args, impls)
     for name in impls:  # warm-up: JIT compile or cache load
         calls[name]()
@@ -235,7 +240,7 @@ def measure_impls(op: str, args, impls: dict, timer: Callable[[], float] = time.
     return {name: timing.median(s) for name, s in samples.items()}
 
 
-def _measure_trainer(args, impls: dict, timer) -> dict[str, float]:
+def _measure_trainer(args, impls: dict, timer, sleep) -> dict[str, float]:
     """Seconds per batch of ``train_batches`` per candidate, in its steady state."""
     batch_size = args[6]
     batches = min(PROBE_BATCHES, _n_batches(args[5], batch_size))
@@ -246,10 +251,11 @@ def _measure_trainer(args, impls: dict, timer) -> dict[str, float]:
         calls[name]()
         if timer() - t0 < TRAINER_SAMPLE_S:  # short calls (tiny nets): repeat to fill a sample
             number = max(number, timing.calibrate(calls[name], TRAINER_SAMPLE_S, timer, cap=100))
-    # rewarm: each sample follows an untimed call of its own candidate, as in fit
+    # settle, then rewarm: each sample follows an idle gap and an untimed call of its
+    # own candidate, as in fit (where one backend runs call after call)
     samples = timing.sample_rounds(
         calls, TRAINER_REPEATS, number=number, warm=False, rewarm=True, prepare=prepare,
-        timer=timer,
+        settle=TRAINER_SETTLE_S, timer=timer, sleep=sleep,
     )  # fmt: skip
     return {name: timing.median(s) / batches for name, s in samples.items()}
 
