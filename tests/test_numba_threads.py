@@ -197,27 +197,3 @@ def test_alternating_thread_counts_give_identical_numbers(dtype, optimizer, hype
 def test_module_governor_is_the_trainers():
     assert train.GOVERNOR is governor_module.GOVERNOR
 
-
-class WakingMachine(FakeMachine):
-    """Quiet, but the first chunk of every call on 2 threads costs ``wake`` seconds more
-    (the pool waking, or another pool of the process still spinning)."""
-
-    def __init__(self, costs, wake):
-        super().__init__(costs)
-        self.wake = wake
-
-    def run_chunk(self, j0, j1, k):
-        super().run_chunk(j0, j1, k)
-        if j0 == 0 and k == 2:
-            self.now += self.wake
-
-
-def test_a_calls_first_chunk_does_not_decide_the_thread_count():
-    """Fit-like calls of three chunks whose first chunk on 2 threads pays a wake-up of
-    150 ms: measured, it would make 2 threads look slower than 1 (2.25 against 1.7 ms
-    per batch over a call)."""
-    machine = WakingMachine(QUIET, wake=0.15)
-    gov = Governor(clock=machine.clock, enabled=True)
-    train_calls(gov, machine, 40, batches_per_call=120)
-    assert gov.state()[(("shape",), 2)]["current"] == 2
-    assert machine.batches[1] / (machine.batches[1] + machine.batches[2]) < 0.1

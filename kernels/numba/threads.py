@@ -7,8 +7,7 @@ parallel path then runs several times slower than one thread would.  Neither the
 thread count nor the machine's load is known in advance, so the trainer measures:
 
 * a ``train_batches`` call runs its batches in *chunks* (about :data:`CHUNK_SECONDS`
-  of work each) and times every chunk but the first of a call of several (it pays
-  the pool's wake-up);
+  of work each) and times every chunk;
 * the next chunk runs on the thread count with the better recent time per batch
   (:class:`Governor`), and the other count is tried again now and then: after
   :data:`FIRST_INTERVAL` chunks, the interval doubling (up to :data:`MAX_INTERVAL`)
@@ -172,12 +171,8 @@ class Governor:
             t0 = self.clock()
             run_chunk(j, j1, k)
             elapsed = self.clock() - t0
-            # A call's first chunk pays the pool waking up, and, after other work in
-            # the process, that work's idle threads still spinning: when more chunks
-            # follow it is not measured (a one-chunk call is all there is to measure).
-            if j > 0 or j1 == n_batches:
-                with self._lock:
-                    rec.observe(k, elapsed, j1 - j)
+            with self._lock:
+                rec.observe(k, elapsed, j1 - j)
             j = j1
 
     def state(self) -> dict[tuple, dict]:
