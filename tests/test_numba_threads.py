@@ -196,4 +196,3 @@ def test_alternating_thread_counts_give_identical_numbers(dtype, optimizer, hype
 
 def test_module_governor_is_the_trainers():
     assert train.GOVERNOR is governor_module.GOVERNOR
-
