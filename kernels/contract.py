@@ -133,6 +133,13 @@ def batch_bounds(m: int, batch_size: int, epoch_size: int | None = None) -> list
     ]
 
 
+def count_batches(m: int, batch_size: int, epoch_size: int | None = None) -> int:
+    """``len(batch_bounds(m, batch_size, epoch_size))``, without building the list."""
+    if epoch_size is None:
+        return -(-m // batch_size)
+    return (m // epoch_size) * -(-epoch_size // batch_size)
+
+
 # --------------------------------------------------------------------------- dropout
 # A counter-based generator: the keep decision of every element is a pure function of
 # (seed, step, layer, index), so every backend produces the same mask with no RNG state.

@@ -8,6 +8,8 @@ import inspect
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastnn
 from fastnn.dispatch import CheckedOps
@@ -120,3 +122,18 @@ def test_step_backward_raises(backend, dtype):
         ops.dense_backward(empty, X[:0], W, empty, empty, "step")
     # It is a ValueError, so callers catching bad arguments catch it too.
     assert issubclass(StepBackwardError, ValueError)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch_size=st.integers(1, 40),
+    epoch_size=st.one_of(st.none(), st.integers(1, 30)),
+    epochs=st.integers(0, 5),
+    m=st.integers(0, 100),
+)
+def test_count_batches_is_the_number_of_batch_bounds(batch_size, epoch_size, epochs, m):
+    from fastnn.kernels.contract import batch_bounds, count_batches
+
+    if epoch_size is not None:
+        m = epochs * epoch_size  # order holds whole epochs
+    assert count_batches(m, batch_size, epoch_size) == len(batch_bounds(m, batch_size, epoch_size))

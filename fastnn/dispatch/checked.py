@@ -22,7 +22,7 @@ from fastnn.kernels.contract import (
     LOSSES,
     OP_NAMES,
     Ops,
-    batch_bounds,
+    count_batches,
 )
 
 from . import validation as chk
@@ -383,7 +383,7 @@ def _check_train_options(
                 f"order has {len(order)} entries, not a whole number of epochs of "
                 f"epoch_size={epoch_size}"
             )
-    n_batches = len(batch_bounds(len(order), batch_size, epoch_size))
+    n_batches = count_batches(len(order), batch_size, epoch_size)
     return dict(
         penalties=chk.check_per_layer("penalties", penalties, L, chk.check_penalty_pair),
         penalty_per_row=chk.check_flag("penalty_per_row", penalty_per_row),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..contract import LEAKY_RELU_SLOPE, MASK64, Ops, StepBackwardError, batch_bounds
+from ..contract import LEAKY_RELU_SLOPE, MASK64, Ops, StepBackwardError, count_batches
 from .blas import SerialBlas, numpy_gemm_address, parallel_threads
 from .codes import ACTIVATION_CODES, HEAD_CODES, LINEAR, MSE, OPTIMIZER_CODES, RELU, SGD
 from .layout import (
@@ -246,7 +246,7 @@ class TrainMixin:
             epoch_size=epoch_size, dropout=dropout, seed=seed, sample_weight=sample_weight,
             negative_slopes=negative_slopes,
         )  # fmt: skip
-        n_batches = len(batch_bounds(len(order), batch_size, epoch_size)) if len(order) else 0
+        n_batches = count_batches(len(order), batch_size, epoch_size)
         dtype = X.dtype
         opts = options(dtype, activations, len(order), epoch_size, kw) if L else None
         if opts is None or n_batches == 0:
