@@ -13,7 +13,7 @@ kernel per dtype serves every activation.
 Public kernels (names are stable: :mod:`.ops` calls them, and other ``@njit`` code,
 such as the fused training loops, may):
 
-* :func:`add_bias`, :func:`activate`, :func:`bias_activation`,
+* :func:`add_bias`, :func:`bias_act_rows`, :func:`activate`, :func:`bias_activation`,
   :func:`dense_forward_fused`, :func:`softmax_row` -- forward epilogues / small
   fused forward.
 * :func:`activation_backward`, :func:`column_sums`, :func:`dense_backward_fused` --
@@ -81,21 +81,29 @@ def softmax_row(z, y):
 
 
 @njit(**JIT)
+def bias_act_rows(Z, b, act, slope):
+    """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``, ``b: (out,)``.
+
+    The one compiled activation pass of the forward: the ops (:func:`activate`) and
+    the fused trainer (:mod:`.train_gemm`) share it, so it compiles once.
+    """
+    n, k = Z.shape
+    for i in range(n):
+        scalar.act_forward(act, Z, i, k, b, slope)
+        if act == SOFTMAX:
+            softmax_row(Z[i], Z[i])
+
+
+@njit(**JIT)
 def activate(Z, act, Y, slope):
     """``Y = activation(Z)`` for activation code ``act``; ``Z, Y: (n, m)``; ``slope``
-    is ``leaky_relu``'s negative slope in the dtype.
-
-    ``Y`` may be ``Z`` itself (in place; softmax reads a row before writing it).
+    is ``leaky_relu``'s negative slope in the dtype.  ``Y`` may be ``Z`` itself.
     """
     n, m = Z.shape
-    no_bias = np.zeros(m, Z.dtype)
     for i in range(n):
-        if act == SOFTMAX:
-            softmax_row(Z[i], Y[i])
-            continue
         for j in range(m):
             Y[i, j] = Z[i, j]
-        scalar.act_forward(act, Y, i, m, no_bias, slope)
+    bias_act_rows(Y, np.zeros(m, Z.dtype), act, slope)
 
 
 @njit(**JIT)

@@ -38,7 +38,7 @@ from . import scalar
 from .blas import blas_gemm, blas_gemm_at
 from .codes import CCE, SGD, SIGMOID_CE, SOFTMAX, SOFTMAX_CE
 from .config import JIT, JIT_PARALLEL
-from .kernels import abs_sum, scale_row, softmax_ce_row, softmax_row, square_sum
+from .kernels import abs_sum, bias_act_rows, scale_row, softmax_ce_row, square_sum
 from .layout import (
     C_MOMENTUM,
     C_NESTEROV,
@@ -58,16 +58,6 @@ from .layout import (
 )
 
 # ----------------------------------------------------------------------- row helpers
-
-
-@njit(**JIT)
-def bias_act_rows(Z, b, act, slope):
-    """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``."""
-    n, k = Z.shape
-    for i in range(n):
-        scalar.act_forward(act, Z, i, k, b, slope)
-        if act == SOFTMAX:
-            softmax_row(Z[i], Z[i])
 
 
 @njit(**JIT)
