@@ -62,11 +62,11 @@ def main() -> int:
     if args.child:
         t0 = time.perf_counter()
         totals = profile(FIRST_TRAINING)
-        print(f"wall {time.perf_counter() - t0:.1f} s (compiles {sum(v[0] for v in totals.values()):.1f} s)")
+        compiles = sum(v[0] for v in totals.values())
+        print(f"wall {time.perf_counter() - t0:.1f} s (compiles {compiles:.1f} s)")
         print(f"{'exclusive':>9}  {'inclusive':>9}  {'count':>5}  function")
-        for name, (excl, incl, count) in sorted(totals.items(), key=lambda kv: -kv[1][0])[
-            : args.top
-        ]:
+        ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])
+        for name, (excl, incl, count) in ranked[: args.top]:
             print(f"{excl:9.2f}  {incl:9.2f}  {count:5d}  {name}")
         return 0
     with tempfile.TemporaryDirectory(prefix="fastnn-compile-") as cache:
