@@ -37,7 +37,7 @@ from .layout import (
 )
 from .scalar import keep_threshold
 from .threads import GOVERNOR
-from .train_gemm import par_workspace, train_gemm, train_gemm_par
+from .train_gemm import call_workspace, train_gemm, train_gemm_par
 from .train_small import train_small
 
 __all__ = [
@@ -102,7 +102,7 @@ def compile_trainers(dtype) -> None:
     train_gemm(*args, fn)
     if fn:
         with SerialBlas():
-            work = par_workspace(args[0], args[2], 2, args[14], 2)
+            work = call_workspace(args[0], args[2], 2, args[14], 2)
             train_gemm_par(*args, fn, 2, 0, args[13].shape[1], work)
 
 
@@ -204,7 +204,7 @@ def _run_parallel(args, fn, n_threads) -> None:
     out, dims = args[13], args[2]
     key = (tuple(dims), args[8], args[0].dtype.char, args[10])
     configured = numba.get_num_threads()
-    work = par_workspace(args[0], dims, args[8], args[14], n_threads)
+    work = call_workspace(args[0], dims, args[8], args[14], n_threads)
 
     def run_chunk(j0, j1, threads):
         numba.set_num_threads(threads)

@@ -319,10 +319,11 @@ def workspace(P, dims, bsz, n_parts, keep_grads):
 
 
 @njit(**JIT)
-def par_workspace(P, dims, batch_size, opts, n_threads):
-    """:func:`workspace` of :func:`train_gemm_par` for a call with these arguments."""
+def call_workspace(P, dims, batch_size, opts, n_parts):
+    """:func:`workspace` for a loop call with these arguments, its batches cut into
+    ``n_parts`` slices (1 for :func:`train_gemm`)."""
     epoch_size, modes = opts[0], opts[3]
-    return workspace(P, dims, min(batch_size, epoch_size), n_threads, np.any(modes != 0))
+    return workspace(P, dims, min(batch_size, epoch_size), n_parts, np.any(modes != 0))
 
 
 @njit(**JIT)
@@ -351,8 +352,8 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
     * ``opts``: the per-call options (:func:`~.layout.options`);
     * ``fn``: address of NumPy's ``cblas_?gemm`` for P's dtype, or 0 (``np.dot``).
     """
-    epoch_size, lrs, modes = opts[0], opts[1], opts[3]
-    ws, G, db_parts = workspace(P, dims, min(batch_size, epoch_size), 1, np.any(modes != 0))
+    epoch_size, lrs = opts[0], opts[1]
+    ws, G, db_parts = call_workspace(P, dims, batch_size, opts, 1)
     n_batches = out.shape[1]
     fold_sgd = can_fold(opt, C, fn)
     for j in range(n_batches):
@@ -380,7 +381,7 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
 
     The slices fix the numbers; the pool may run them on fewer threads
     (``numba.set_num_threads``, see :mod:`.threads`) with the same result.
-    ``work``: :func:`par_workspace` of the call, allocated once for all its chunks
+    ``work``: :func:`call_workspace` of the call, allocated once for all its chunks
     (fresh buffers per chunk would pay their page faults again).  The caller limits
     NumPy's OpenBLAS to one thread for the call (:class:`~.blas.SerialBlas`).
     """
