@@ -7,6 +7,9 @@ Two kinds of checks:
   tests state what the governor must achieve (the issue's target: under contention
   no slower than 1.15x one thread; quiet, nearly all batches on 2 threads) without
   timing anything real;
+* the load rule: other processes' load on our cores (a fake meter on the
+  simulated machine, and the real ``/proc/stat`` meter beside a real spinning
+  process) keeps the trainer on one thread without probing the parallel path;
 * the numbers: a call whose chunks alternate thread counts gives bit-identical
   weights, state and losses to one call on the configured count (only the active
   thread count changes, never the slices).
@@ -20,25 +23,44 @@ import pytest
 
 from fastnn.kernels.numba import threads as governor_module
 from fastnn.kernels.numba import train
-from fastnn.kernels.numba.threads import CHUNK_SECONDS, MAX_INTERVAL, Governor
+from fastnn.kernels.numba.threads import (
+    CHUNK_SECONDS,
+    LOAD_MIN_S,
+    MAX_INTERVAL,
+    Governor,
+    LoadMeter,
+)
 
 QUIET = {2: 1.0e-3, 1: 1.7e-3}  # seconds per batch: 2 threads ~1.7x faster
 BUSY = {2: 3.0e-3, 1: 1.8e-3}  # a hog on one core: the barriers make 2 threads slower
 
 
 class FakeMachine:
-    """A clock advanced by the scripted cost of each chunk; counts batches per thread count."""
+    """A clock advanced by the scripted cost of each chunk; counts batches per thread
+    count.  ``others``: cores other processes keep busy, read by :meth:`meter` (0: the
+    load is invisible to the meter, as on a machine without ``/proc/stat``, so the
+    decision-by-timing tests see only their scripted costs)."""
 
-    def __init__(self, costs):
+    def __init__(self, costs, others=0.0):
         self.costs = costs
         self.now = 0.0
+        self.others = others
+        self.others_seconds = 0.0
         self.batches = {1: 0, 2: 0}
 
     def clock(self):
         return self.now
 
+    def meter(self):
+        return self.others_seconds
+
+    def governor(self, enabled=True):
+        return Governor(clock=self.clock, enabled=enabled, meter=self.meter)
+
     def run_chunk(self, j0, j1, k):
-        self.now += (j1 - j0) * self.costs[k]
+        seconds = (j1 - j0) * self.costs[k]
+        self.now += seconds
+        self.others_seconds += seconds * self.others
         self.batches[k] += j1 - j0
 
 
@@ -52,7 +74,7 @@ def train_calls(gov, machine, calls, batches_per_call=235):
 
 def test_quiet_machine_stays_on_all_threads():
     machine = FakeMachine(QUIET)
-    gov = Governor(clock=machine.clock, enabled=True)
+    gov = machine.governor()
     seconds = train_calls(gov, machine, 20)
     best = 20 * 235 * QUIET[2]
     assert gov.state()[(("shape",), 2)]["current"] == 2
@@ -62,7 +84,7 @@ def test_quiet_machine_stays_on_all_threads():
 
 def test_busy_machine_falls_back_to_one_thread_within_the_target():
     machine = FakeMachine(QUIET)
-    gov = Governor(clock=machine.clock, enabled=True)
+    gov = machine.governor()
     train_calls(gov, machine, 5)
     machine.costs = BUSY
     seconds = train_calls(gov, machine, 20)
@@ -94,14 +116,14 @@ class StallingMachine(FakeMachine):
 def test_rare_long_stalls_count_against_the_parallel_path(every):
     """A short probe that misses the stalls must not bring the parallel path back for long."""
     machine = StallingMachine(every)
-    gov = Governor(clock=machine.clock, enabled=True)
+    gov = machine.governor()
     seconds = train_calls(gov, machine, 20)
     assert seconds <= 1.15 * 20 * 235 * machine.costs[1]
 
 
 def test_returns_to_all_threads_when_the_load_goes_away():
     machine = FakeMachine(BUSY)
-    gov = Governor(clock=machine.clock, enabled=True)
+    gov = machine.governor()
     train_calls(gov, machine, 5)
     assert gov.state()[(("shape",), 2)]["current"] == 1
     machine.costs = QUIET
@@ -112,10 +134,77 @@ def test_returns_to_all_threads_when_the_load_goes_away():
     assert gov.state()[(("shape",), 2)]["current"] == 2
 
 
+def test_load_of_other_processes_keeps_one_thread_without_probing():
+    """A hog the meter sees: after the first load reading, no chunk runs on 2 threads
+    (each probe there risks a stall), however fast 2 threads look by their timings."""
+    machine = FakeMachine(QUIET)
+    gov = machine.governor()
+    train_calls(gov, machine, 3)
+    machine.others = 1.0
+    before = machine.batches[2]
+    train_calls(gov, machine, 10)
+    state = gov.state()[(("shape",), 2)]
+    assert state["current"] == 1 and state["others_load"] > 0.9
+    # at most the chunks of the first LOAD_MIN_S (+ one) ran on 2 threads
+    assert machine.batches[2] - before <= (LOAD_MIN_S / QUIET[2]) + int(CHUNK_SECONDS / QUIET[2])
+
+
+def test_parallel_path_is_probed_at_once_when_the_load_goes():
+    machine = FakeMachine(QUIET, others=1.0)
+    gov = machine.governor()
+    train_calls(gov, machine, 3)
+    assert gov.state()[(("shape",), 2)]["current"] == 1
+    machine.others = 0.0
+    batches = int(5 * LOAD_MIN_S / QUIET[1])  # a few readings' worth of batches
+    gov.run(("shape",), 2, batches, machine.run_chunk)
+    assert gov.state()[(("shape",), 2)]["current"] == 2
+
+
+@pytest.mark.parametrize("others", [0.1, 0.4])
+def test_light_load_leaves_the_decision_to_timing(others):
+    """Below BUSY_CORES the meter does not force one thread: timing decides."""
+    machine = FakeMachine(QUIET, others=others)
+    gov = machine.governor()
+    train_calls(gov, machine, 5)
+    assert gov.state()[(("shape",), 2)]["current"] == 2
+
+
+def _others_beside(code: str | None, seconds: float = 0.6) -> float:
+    """Other processes' load (cores) the real meter reads while this process spins
+    for ``seconds``, with ``code`` running in a separate process (or nothing)."""
+    import subprocess
+    import sys
+    import time
+
+    meter = LoadMeter()
+    proc = subprocess.Popen([sys.executable, "-c", code]) if code else None
+    try:
+        time.sleep(0.3 if proc else 0.0)
+        t0, used0 = time.perf_counter(), meter()
+        while time.perf_counter() - t0 < seconds:
+            pass
+        return (meter() - used0) / (time.perf_counter() - t0)
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(not LoadMeter().available, reason="no /proc/stat (not Linux)")
+def test_real_meter_sees_another_process_and_not_this_one():
+    import os
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 usable cores")
+    spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 10: pass"
+    assert _others_beside(spin) > 0.6  # a spinning process: ~1 core
+    assert _others_beside(None) < 0.5  # our own spinning is not the others' load
+
+
 def test_disabled_runs_one_chunk_on_the_configured_count():
     machine = FakeMachine(BUSY)
     calls = []
-    gov = Governor(clock=machine.clock, enabled=False)
+    gov = machine.governor(enabled=False)
     gov.run(("shape",), 2, 100, lambda j0, j1, k: calls.append((j0, j1, k)))
     assert calls == [(0, 100, 2)]
 
@@ -129,7 +218,7 @@ def test_environment_variable_disables(monkeypatch):
 
 def test_chunks_cover_every_batch_once_in_order():
     machine = FakeMachine(QUIET)
-    gov = Governor(clock=machine.clock, enabled=True)
+    gov = machine.governor()
     seen = []
 
     def run_chunk(j0, j1, k):

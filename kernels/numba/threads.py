@@ -12,7 +12,14 @@ thread count nor the machine's load is known in advance, so the trainer measures
   (:class:`Governor`), and the other count is tried again now and then: after
   :data:`FIRST_INTERVAL` chunks, the interval doubling (up to :data:`MAX_INTERVAL`)
   while the choice holds, and at once when the chosen count's time per batch
-  worsens by :data:`WORSEN` on two chunks in a row (the load changed).
+  worsens by :data:`WORSEN` on two chunks in a row (the load changed);
+* where the OS tells (Linux), the CPU time *other* processes take on our cores is
+  read at every chunk (:class:`LoadMeter`).  While they keep the equivalent of a
+  core busy (:data:`BUSY_CORES`), the trainer runs one thread and does not probe
+  the parallel path at all: a probe there would pay the very stall it tests for.
+  When that load goes, the parallel path is probed at once.  Timing alone can only
+  learn this by probing, and a probe beside a hog can stall for a whole scheduler
+  slice.
 
 Only the number of *active* threads changes (``numba.set_num_threads``); the batch is
 always cut into the configured number of slices, so the numbers are the same,
@@ -56,6 +63,57 @@ MARGIN_FEWER, MARGIN_MORE = 0.1, 0.2
 #: at once: the load changed.
 WORSEN = 1.5
 
+#: Other processes' load on our cores, in cores, at which the parallel path is left
+#: (entering) and taken back (leaving: lower, so a load near the line does not flap).
+#: A spinning process beside our two threads on two cores measures ~0.67 (the OS
+#: shares 2 cores among 3 threads); with one thread of ours, ~1.0.
+BUSY_CORES, FREE_CORES = 0.5, 0.3
+
+#: The others' load is read over at least :data:`LOAD_MIN_S` of wall time and
+#: averaged with time constant :data:`LOAD_TAU_S`: ``/proc/stat`` counts in ticks
+#: (10 ms per core), so one short reading alone is too coarse to decide on.
+LOAD_MIN_S, LOAD_TAU_S = 0.1, 0.2
+
+
+class LoadMeter:
+    """CPU seconds used by other processes on the cores this process may run on.
+
+    ``meter()`` returns a cumulative count (busy time of our cores from
+    ``/proc/stat`` minus this process's CPU time); differences between two calls
+    over the wall time between them give the others' load in cores.  Time of
+    ``nice``d processes is not counted: the scheduler gives way to our threads over
+    them.  ``available`` is False where ``/proc/stat`` cannot be read (not Linux):
+    the governor then decides by timing alone.
+    """
+
+    def __init__(self, path: str = "/proc/stat"):
+        self.path = path
+        self.cpus = (
+            {f"cpu{c}" for c in os.sched_getaffinity(0)}
+            if hasattr(os, "sched_getaffinity")
+            else set()
+        )
+        self.tick = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+        self.available = self._busy() is not None
+
+    def _busy(self) -> float | None:
+        """Busy seconds of our cores since boot: user, system, irq, softirq, steal."""
+        try:
+            with open(self.path, "rb") as f:
+                lines = f.read().decode().splitlines()
+        except OSError:
+            return None
+        ticks = 0
+        for line in lines:
+            name, _, rest = line.partition(" ")
+            if name in self.cpus:
+                v = [int(x) for x in rest.split()[:8]]
+                ticks += v[0] + v[2] + v[5] + v[6] + v[7]
+        return ticks * self.tick if self.cpus else None
+
+    def __call__(self) -> float:
+        return (self._busy() or 0.0) - time.process_time()
+
 
 @dataclass
 class Record:
@@ -67,7 +125,9 @@ class Record:
     ``current``: the chosen count; ``chosen_at``: its time per batch when chosen;
     ``interval``/``wait``: chunks between tries of the other count / left before
     the next; ``window``: (seconds, batches, chunks) on the chosen count since the
-    last decision.
+    last decision; ``load``: other processes' average load on our cores (cores;
+    ``None``: not read yet); ``loaded``: that load takes a core from the parallel
+    path, which is then neither chosen nor probed.
     """
 
     counts: tuple[int, int]
@@ -78,12 +138,16 @@ class Record:
     interval: int = FIRST_INTERVAL
     wait: int = FIRST_INTERVAL
     window: tuple[float, int, int] = (0.0, 0, 0)
+    load: float | None = None
+    loaded: bool = False
 
     def other(self, k: int) -> int:
         return self.counts[1] if k == self.counts[0] else self.counts[0]
 
     def pick(self) -> int:
         """The thread count of the next chunk."""
+        if self.loaded:
+            return self.current
         unmeasured = [k for k in self.counts if k not in self.seconds]
         if unmeasured:
             return unmeasured[0]
@@ -116,6 +180,20 @@ class Record:
         self.seconds[k] = seconds / batches  # a probe of the other count
         self.decide()
 
+    def note_load(self, cores: float, seconds: float) -> None:
+        """Take other processes' load (``cores``, read over ``seconds``) into the
+        average, and leave or take back the parallel path on it."""
+        if self.load is None:
+            self.load = cores
+        else:
+            self.load += (cores - self.load) * min(1.0, seconds / LOAD_TAU_S)
+        if not self.loaded and self.load >= BUSY_CORES:
+            self.loaded, self.current = True, min(self.counts)
+            self.chosen_at = self.seconds.get(self.current, float("inf"))
+            self.window = (0.0, 0, 0)
+        elif self.loaded and self.load < FREE_CORES:
+            self.loaded, self.wait = False, 0  # try the parallel path at once
+
     def decide(self) -> None:
         """The other count was just probed: keep or switch, and schedule the next try."""
         k = self.current
@@ -138,8 +216,11 @@ class Governor:
     point).
     """
 
-    def __init__(self, clock=time.perf_counter, enabled: bool | None = None):
+    def __init__(self, clock=time.perf_counter, enabled: bool | None = None, meter=None):
         self.clock = clock
+        if meter is None:
+            meter = LoadMeter()
+        self.meter = meter if getattr(meter, "available", True) else None
         if enabled is None:
             enabled = os.environ.get("FASTNN_ADAPTIVE_THREADS", "1").strip() not in ("0", "")
         self.enabled = enabled
@@ -162,6 +243,7 @@ class Governor:
             run_chunk(0, n_batches, n_threads)
             return
         rec = self.record(key, n_threads)
+        read = self._reader(rec)
         j = 0
         while j < n_batches:
             with self._lock:
@@ -173,13 +255,34 @@ class Governor:
             elapsed = self.clock() - t0
             with self._lock:
                 rec.observe(k, elapsed, j1 - j)
+                read()
             j = j1
+
+    def _reader(self, rec: Record):
+        """A function that, called after each chunk, feeds ``rec`` the others' load
+        once :data:`LOAD_MIN_S` has passed since its last reading (no-op without a meter)."""
+        if self.meter is None:
+            return lambda: None
+        last = [self.clock(), self.meter()]
+
+        def read():
+            now = self.clock()
+            if now - last[0] >= LOAD_MIN_S:
+                used = self.meter()
+                rec.note_load(max(0.0, (used - last[1]) / (now - last[0])), now - last[0])
+                last[:] = [now, used]
+
+        return read
 
     def state(self) -> dict[tuple, dict]:
         """``{(key, n_threads): {"current", "seconds_per_batch"}}`` for reports."""
         with self._lock:
             return {
-                key: {"current": rec.current, "seconds_per_batch": dict(rec.seconds)}
+                key: {
+                    "current": rec.current,
+                    "seconds_per_batch": dict(rec.seconds),
+                    "others_load": rec.load,
+                }
                 for key, rec in self._records.items()
             }
 
