@@ -172,3 +172,18 @@ def test_wait_until_ready_returns_at_once_when_background_builds_are_off(buildin
     monkeypatch.setattr(coldstart.time, "sleep", lambda s: pytest.fail("waited"))
     coldstart.wait_until_ready(np.float32)
     assert building == []
+
+
+@pytest.mark.parametrize("runner", ["auto", "numba"])
+def test_bench_workloads_measure_autos_steady_state(runner, monkeypatch):
+    """``fastnn bench`` builds its auto runners (epoch, tiny nets) only once numba's
+    trainers are built: a build in flight would time numpy in auto's place."""
+    from fastnn.tools.bench import workloads
+
+    waited = []
+    monkeypatch.setattr(coldstart, "wait_until_ready", lambda dtype: waited.append(dtype))
+    X = np.zeros((8, 784), np.float32)
+    workloads.epoch_call(runner, X, np.zeros(8, np.int64), "sgd", 4)
+    workloads.tiny_call(runner, workloads.TINY_NETS[0], steps=2)
+    expected = [np.float32, np.float64] if runner == "auto" else []
+    assert [np.dtype(d) for d in waited] == [np.dtype(d) for d in expected]

@@ -67,10 +67,6 @@ def build(spec: dict):
 
         fastnn.set_num_threads(threads)
     X, y, _ = workloads.training_data(spec.get("samples"))
-    if runner == "auto":  # the steady state: not numpy standing in while numba builds
-        from fastnn.dispatch import coldstart
-
-        coldstart.wait_until_ready(X.dtype)
     fn = workloads.epoch_call(runner, X, y, spec["optimizer"], spec["batch_size"],
                               regularized=spec.get("regularized", False))  # fmt: skip
     if threads is not None and runner == "torch":

@@ -395,6 +395,7 @@ def epoch_call(
         return numpy_loop_epoch(X, y, optimizer, batch_size, seed)
     if runner == "torch":
         return torch_epoch(X, y, optimizer, batch_size, seed)
+    steady_auto(runner, X.dtype)
     model = fastnn_mlp(runner, optimizer, seed, X.dtype, regularized)
     counter = iter(range(1 << 62))
 
@@ -403,6 +404,17 @@ def epoch_call(
         return model.fit(X, y, batch_size=batch_size, epochs=1, verbose=0, seed=next(counter))
 
     return epoch
+
+
+def steady_auto(runner: str, dtype) -> None:
+    """For ``auto``: wait until numba's trainers for ``dtype`` are built
+    (:mod:`fastnn.dispatch.coldstart`), so the bench measures auto's steady state,
+    not numpy standing in while a background build (a fresh cache, any kernel
+    edit) runs.  The cold start is ``benchmarks/cold_start.py``'s measurement."""
+    if runner == "auto":
+        from fastnn.dispatch import coldstart
+
+        coldstart.wait_until_ready(dtype)
 
 
 # --- tiny nets ----------------------------------------------------------------
@@ -473,6 +485,7 @@ def tiny_call(runner: str, net: TinyNet, steps: int = TINY_STEPS, dtype=np.float
 
         return run
     _require_backend(runner)
+    steady_auto(runner, X.dtype)
     model_mod, optim_mod = _require_model()
     layers = [
         model_mod.Dense(net.layers[1], activation=net.activations[0], input_dim=net.layers[0]),
