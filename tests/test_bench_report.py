@@ -212,6 +212,23 @@ def test_fit_flops_by_hand():
     assert estimators.fit_flops(50_000, 40, (256, 128), 3, 10) == expected
 
 
+@pytest.mark.parametrize("n_rows, batch", [(1347, 200), (1000, 200), (50_000, 200), (7, 200)])
+def test_epoch_products_are_the_fits_products(n_rows, batch):
+    """The products timed for the shape-level floor carry exactly the FLOPs of the
+    GEMM floor (written independently, by hand above), batch by batch."""
+    dims = (40, 256, 128, 3)
+    products = estimators.epoch_products(n_rows, dims, batch)
+    flops = sum(2.0 * n * n_in * n_out * count for _, n, n_in, n_out, count in products)
+    assert flops == estimators.fit_flops(n_rows, 40, (256, 128), 3, 1)
+    assert sum(c for k, n, i, o, c in products if k == "fwd" and i == 40) == -(-n_rows // batch)
+    assert {k for k, n, i, o, c in products if i == 40} == {"fwd", "dW"}  # no dX for layer 0
+
+
+def test_product_seconds_times_each_layout():
+    for kind in ("fwd", "dW", "dX"):
+        assert 0 < estimators.product_seconds(kind, 16, 8, 4, repeats=1) < 0.01
+
+
 def test_html_without_matplotlib_says_how_to_get_plots(monkeypatch):
     monkeypatch.setattr(report, "plots_available", lambda: False)
     page = report.render_html(_run_data())

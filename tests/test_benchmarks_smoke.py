@@ -76,12 +76,15 @@ def test_sklearn_regime_runs_each_runner_in_its_process(monkeypatch):
     assert abs(case.info["numpy"]["score"] - case.info["sklearn"]["score"]) <= 0.02
     # 1,347 training rows of 64 features, 10 classes, 20 epochs, over 1e11 FLOP/s
     assert case.seconds["gemm-floor"] == (4 * 64 * 16 + 6 * 16 * 10) * 1347 * 20 / 1e11
+    # the same products timed at their shapes: positive, below the fits themselves
+    assert 0 < case.seconds["gemm-shapes"] < case.seconds["numpy"]
     (t,) = case.to_json()["targets"]
     assert t["reference"] == "sklearn" and t["status"].split()[0] in ("PASS", "FAIL", "n/a")
     data = {"machine": runner.machine_info(), "gemm": {"float32": 1e11, "float64": 5e10},
             "cases": [case.to_json()]}  # fmt: skip
     text = format_report(data)
     assert "== sklearn: median time per fit ==" in text and "accuracy 0." in text
+    assert "x gemm-shapes" in text
 
 
 def test_dask_regime_runs_on_a_local_cluster():

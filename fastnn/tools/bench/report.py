@@ -45,12 +45,17 @@ COLORS = {
     "numpy-loop": "#17becf",
     "torch": "#ff7f0e",
     "gemm-floor": "#555555",
+    "gemm-shapes": "#999999",
     "sklearn": "#9467bd",
     "dask": "#8c564b",
     "memory-1t": "#bcbd22",
     "memory-2t": "#e377c2",
 }
 LADDER = ("python", "numpy", "numba", "auto")
+
+#: Computed floors, drawn as lines, not bars: the large-square GEMM rate's, and the
+#: products timed at the fit's own shapes.
+FLOORS = ("gemm-floor", "gemm-shapes")
 
 #: What to do when the plots cannot be drawn.
 PLOTS_MISSING = (
@@ -206,7 +211,7 @@ def op_sections(cases: list[dict], gemm: dict) -> str:
 
 
 def _bar_panel(ax, c: dict, scale: float, log: bool) -> None:
-    runners = [r for r in c["seconds"] if r != "gemm-floor"]
+    runners = [r for r in c["seconds"] if r not in FLOORS]
     vals = [c["seconds"][r] * scale for r in runners]
     lows = [v - _bounds(c, r)[0] * scale for r, v in zip(runners, vals)]
     highs = [_bounds(c, r)[1] * scale - v for r, v in zip(runners, vals)]
@@ -222,7 +227,12 @@ def _bar_panel(ax, c: dict, scale: float, log: bool) -> None:
     if "gemm-floor" in c["seconds"]:
         floor = c["seconds"]["gemm-floor"] * scale
         ax.axhline(floor, color="black", ls="--", lw=1)
-        title += f"\n(dashed: GEMM floor {floor:.3g} s)"
+        title += f"\n(dashed: GEMM floor {floor:.3g} s"
+        if "gemm-shapes" in c["seconds"]:
+            at_shapes = c["seconds"]["gemm-shapes"] * scale
+            ax.axhline(at_shapes, color="black", ls=":", lw=1)
+            title += f"; dotted: at the fit's shapes {at_shapes:.3g} s"
+        title += ")"
     if log:
         ax.set_yscale("log")
         ax.set_ylim(top=max(vals, default=1) * 3)

@@ -56,7 +56,14 @@ import numpy as np
 from fastnn.dispatch import autotune, machine, timing
 
 from . import contention, dask_regime
-from .estimators import SKLEARN_CASES, SKLEARN_RUNNERS, fit_flops, sklearn_data
+from .estimators import (
+    SKLEARN_CASES,
+    SKLEARN_RUNNERS,
+    fit_dims,
+    fit_flops,
+    shape_floor,
+    sklearn_data,
+)
 from .fmt import fmt_time
 from .worker import Worker, WorkerFailed
 from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them from here
@@ -516,6 +523,9 @@ def run_sklearn(quick: bool, gemm32: float, log=print) -> list[Case]:
                   self_timed=True, collect_info=True)  # fmt: skip
         case.seconds["gemm-floor"] = flops / gemm32
         case.status["gemm-floor"] = "ok"
+        dims = fit_dims(X.shape[1], sc.hidden, n_classes)
+        case.seconds["gemm-shapes"] = shape_floor(len(X), dims, epochs)
+        case.status["gemm-shapes"] = "ok"
         cases.append(case)
         _log_case(log, case)
     return cases

@@ -18,7 +18,7 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "tiny": ("numpy", "torch"),
     "features": ("numba",),
     "contention": ("numba-1t",),
-    "sklearn": ("sklearn", "gemm-floor"),
+    "sklearn": ("sklearn", "gemm-floor", "gemm-shapes"),
     "dask": ("memory-1t", "memory-2t"),
 }
 
