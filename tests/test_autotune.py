@@ -91,6 +91,32 @@ def test_describe_lists_cached_choices(table, monkeypatch):
     assert "numba=100.0us" in text and "numpy=200.0us" in text
 
 
+def test_processes_sharing_a_table_keep_each_others_entries(table):
+    """Two tables on one file (two processes: the bench's workers, parallel jobs):
+    each save keeps what the other wrote since it loaded; the last writer used to
+    overwrite the file with its own view."""
+    other = autotune.Table(table.path)
+    table.put("a", "numba", {"numba": 1.0})
+    other.get("a")  # other loads now, then keeps measuring
+    table.put("b", "numpy", {"numpy": 1.0})
+    other.put("c", "numba", {"numba": 2.0})
+    table.put("a", "numpy", {"numpy": 0.5})  # one's own later measurement wins
+    entries = json.loads(table.path.read_text())["entries"]
+    backends = {k: e["backend"] for k, e in entries.items()}
+    assert backends == {"a": "numpy", "b": "numpy", "c": "numba"}
+    fresh = autotune.Table(table.path)
+    assert fresh.get("c") == "numba" and fresh.get("b") == "numpy"
+
+
+def test_clear_forgets_the_files_entries_too(table, monkeypatch):
+    monkeypatch.setattr(autotune, "_table", table)
+    autotune.Table(table.path).put("x", "numba", {"numba": 1.0})
+    table.put("y", "numpy", {"numpy": 1.0})
+    autotune.clear()
+    assert json.loads(table.path.read_text())["entries"] == {}
+    assert table.get("x") is None and table.get("y") is None
+
+
 def test_corrupt_cache_file_is_ignored_not_fatal(table):
     table.path.write_text("{not json")
     assert table.get("anything") is None

@@ -133,6 +133,7 @@ class Table:
     def __init__(self, path: Path | None = None):
         self.path = path
         self.entries: dict[str, dict] = {}
+        self._mine: dict[str, dict] = {}  # entries this process measured
         self._lock = threading.Lock()
         self._loaded = False
 
@@ -140,16 +141,20 @@ class Table:
         if self._loaded:
             return
         self._loaded = True
-        path = self.path or cache_path()
-        self.path = path
+        self.path = self.path or cache_path()
+        self.entries.update(self._read())
+
+    def _read(self) -> dict[str, dict]:
+        """The entries in the file now (empty: no cache yet, unreadable, other format)."""
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(self.path.read_text())
         except (OSError, ValueError):
-            return  # no cache yet, or unreadable: measure afresh
+            return {}
         if isinstance(data, dict) and data.get("format") == FORMAT_VERSION:
             entries = data.get("entries", {})
             if isinstance(entries, dict):
-                self.entries.update(entries)
+                return entries
+        return {}
 
     def entry(self, key: str) -> dict | None:
         """The stored entry of ``key`` (``backend``, ``seconds``, ``source``), or None."""
@@ -167,13 +172,29 @@ class Table:
         with self._lock:
             self.load()
             self.entries[key] = {"backend": backend, "seconds": seconds, "source": source}
+            self._mine[key] = self.entries[key]
             self._save()
 
     def _save(self) -> None:
+        """Write the table: the file's current entries with this process's own written
+        over them, so processes sharing the table (the bench's workers, parallel
+        jobs) keep each other's measurements."""
+        self.entries = {**self.entries, **self._read(), **self._mine}
+        self._write(self.entries)
+
+    def clear(self) -> None:
+        """Forget every entry, this process's and the file's."""
+        with self._lock:
+            self.load()
+            self.entries.clear()
+            self._mine.clear()
+            self._write({})
+
+    def _write(self, entries: dict) -> None:
         """Write atomically (temp file + rename): a crash never leaves half a file."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            payload = {"format": FORMAT_VERSION, "entries": self.entries}
+            payload = {"format": FORMAT_VERSION, "entries": entries}
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".autotune-", suffix=".tmp")
             with os.fdopen(fd, "w") as f:
                 json.dump(payload, f, indent=1, sort_keys=True)
@@ -504,7 +525,4 @@ def entries() -> dict[str, dict]:
 
 def clear() -> None:
     """Forget all measured choices (in memory and on disk)."""
-    with _table._lock:
-        _table.load()
-        _table.entries.clear()
-        _table._save()
+    _table.clear()
