@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from fastnn.tools.bench import estimators, report, runner, summary
+from fastnn.tools.bench import estimators, report, runner, summary, workloads
 from fastnn.tools.bench.text import format_report
 
 
@@ -217,7 +217,7 @@ def test_epoch_products_are_the_fits_products(n_rows, batch):
     """The products timed for the shape-level floor carry exactly the FLOPs of the
     GEMM floor (written independently, by hand above), batch by batch."""
     dims = (40, 256, 128, 3)
-    products = estimators.epoch_products(n_rows, dims, batch)
+    products = workloads.epoch_products(n_rows, dims, batch)
     flops = sum(2.0 * n * n_in * n_out * count for _, n, n_in, n_out, count in products)
     assert flops == estimators.fit_flops(n_rows, 40, (256, 128), 3, 1)
     assert sum(c for k, n, i, o, c in products if k == "fwd" and i == 40) == -(-n_rows // batch)
@@ -226,7 +226,7 @@ def test_epoch_products_are_the_fits_products(n_rows, batch):
 
 def test_product_seconds_times_each_layout():
     for kind in ("fwd", "dW", "dX"):
-        assert 0 < estimators.product_seconds(kind, 16, 8, 4, repeats=1) < 0.01
+        assert 0 < workloads.product_seconds(kind, 16, 8, 4, repeats=1) < 0.01
 
 
 def test_html_without_matplotlib_says_how_to_get_plots(monkeypatch):

@@ -57,11 +57,11 @@ from fastnn.dispatch import autotune, machine, timing
 
 from . import contention, dask_regime
 from .estimators import (
+    AUTO_BATCH,
     SKLEARN_CASES,
     SKLEARN_RUNNERS,
     fit_dims,
     fit_flops,
-    shape_floor,
     sklearn_data,
 )
 from .fmt import fmt_time
@@ -96,6 +96,7 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
     numpy_loop_epoch,
     op_call,
     python_ok,
+    shape_floor,
     tiny_call,
     tiny_data,
     torch_epoch,
@@ -416,6 +417,8 @@ def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
         _run_case(case, _worker_builders(specs), 3, 0.0, settle=EPOCH_SETTLE_S, self_timed=True)
         case.seconds["gemm-floor"] = flops / gemm32
         case.status["gemm-floor"] = "ok"
+        case.seconds["gemm-shapes"] = shape_floor(n_rows, MLP_LAYERS, 1, batch_size)
+        case.status["gemm-shapes"] = "ok"
         cases.append(case)
         _log_case(log, case)
     return cases
@@ -524,7 +527,7 @@ def run_sklearn(quick: bool, gemm32: float, log=print) -> list[Case]:
         case.seconds["gemm-floor"] = flops / gemm32
         case.status["gemm-floor"] = "ok"
         dims = fit_dims(X.shape[1], sc.hidden, n_classes)
-        case.seconds["gemm-shapes"] = shape_floor(len(X), dims, epochs)
+        case.seconds["gemm-shapes"] = shape_floor(len(X), dims, epochs, AUTO_BATCH)
         case.status["gemm-shapes"] = "ok"
         cases.append(case)
         _log_case(log, case)

@@ -14,7 +14,7 @@ PER_OP_REGIMES: tuple[str, ...] = ("ops",)
 
 #: The runners each regime's ratios divide by, when the case has them.
 REFERENCES: dict[str, tuple[str, ...]] = {
-    "epoch": ("numpy-loop", "torch", "gemm-floor"),
+    "epoch": ("numpy-loop", "torch", "gemm-floor", "gemm-shapes"),
     "tiny": ("numpy", "torch"),
     "features": ("numba",),
     "contention": ("numba-1t",),

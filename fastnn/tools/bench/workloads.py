@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastnn import initializers
+from fastnn.dispatch import timing
 
 #: Backends in "ladder" order: reference, vectorized, compiled, measured choice.
 BACKENDS: tuple[str, ...] = ("python", "numpy", "numba", "auto")
@@ -243,6 +244,61 @@ def epoch_flops(n_samples: int, layers: tuple[int, ...] = MLP_LAYERS) -> float:
     for l, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:])):
         total += (4.0 if l == 0 else 6.0) * n_in * n_out
     return total * n_samples
+
+
+def epoch_products(n_rows: int, dims, batch_size: int) -> list[tuple]:
+    """The matrix products of one training epoch, as the fused trainers form them.
+
+    Per batch of ``n`` rows (the last one shorter) and layer ``l`` (``dims[l] ->
+    dims[l + 1]``): ``("fwd", n, dims[l], dims[l + 1])`` (``A_l W_l``), ``("dW", ...)``
+    (``A_l^T dZ_l``) and, for every layer but the first, ``("dX", ...)``
+    (``dZ_l W_l^T``).  Returns ``(kind, n, n_in, n_out, count)`` with ``count``
+    batches of that size; the FLOPs sum to :func:`epoch_flops`."""
+    full, rest = divmod(n_rows, batch_size)
+    sizes = [(batch_size, full)] + ([(rest, 1)] if rest else [])
+    out = []
+    for n, count in sizes:
+        if count == 0:
+            continue
+        for l, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
+            out.append(("fwd", n, n_in, n_out, count))
+            out.append(("dW", n, n_in, n_out, count))
+            if l > 0:
+                out.append(("dX", n, n_in, n_out, count))
+    return out
+
+
+def product_seconds(kind: str, n: int, n_in: int, n_out: int, repeats: int = 5) -> float:
+    """Seconds of one product of ``kind`` (see :func:`epoch_products`) in float32 with
+    NumPy's BLAS at its current thread setting, operands laid out as in the trainers
+    (row-major activations and weights; ``A^T`` a transposed view): the fastest of
+    ``repeats`` samples of at least 2 ms each (a floor, not a typical time)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n_in), dtype=np.float32)
+    W = rng.standard_normal((n_in, n_out), dtype=np.float32)
+    D = rng.standard_normal((n, n_out), dtype=np.float32)
+    left, right = {"fwd": (A, W), "dW": (A.T, D), "dX": (D, W.T)}[kind]
+    out = np.matmul(left, right)
+
+    def product():
+        np.matmul(left, right, out=out)
+
+    number = timing.calibrate(product, 2e-3)
+    samples = timing.sample_rounds({kind: product}, repeats, number=number)
+    return min(samples[kind])
+
+
+def shape_floor(n_rows: int, dims, epochs: int, batch_size: int) -> float:
+    """Seconds of ``epochs`` epochs' matrix products alone, each timed at its own
+    shape (:func:`product_seconds`): the GEMM floor of *this* training.  Small
+    batches run NumPy's BLAS well below its large-square rate, which the
+    ``gemm-floor`` figure assumes."""
+    batch_size = min(batch_size, n_rows)
+    per_epoch = sum(
+        count * product_seconds(kind, n, n_in, n_out)
+        for kind, n, n_in, n_out, count in epoch_products(n_rows, dims, batch_size)
+    )
+    return epochs * per_epoch
 
 
 def numpy_loop_epoch(
