@@ -318,6 +318,20 @@ def test_watch_returns_when_the_trial_is_not_faster():
     assert watch.settled and watch.backend == "numpy"
 
 
+@pytest.mark.parametrize("trial_seconds, switched", [(2.0, False), (1.1, True)])
+def test_watch_overturns_a_clear_probe_only_on_evidence_as_strong(trial_seconds, switched):
+    """The probe ranked numba 1.5x faster; in use numba ran 2.5 per batch (the machine
+    slowed: a trial starts).  numpy's trial at 2.0 (1.25x: within a drift of the whole
+    machine) does not overturn the probe; at 1.1 (2.3x) it does."""
+    watch = autotune.TrainerWatch("numba", {"numba": 1.0, "numpy": 1.5})
+    for _ in range(autotune.SWITCH_CALLS + autotune.REVISIT_AFTER):
+        watch.record("numba", 2.5, 1)
+    assert watch.backend_for_next_call() == "numpy"
+    for _ in range(autotune.SWITCH_CALLS + autotune.TRIAL_CALLS):
+        watch.record("numpy", trial_seconds, 1)
+    assert watch.settled and watch.backend == ("numpy" if switched else "numba")
+
+
 def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
     """End to end: the table says numpy (as a bad probe would); in use numpy runs
     at 2 s per batch, numba at 1: auto moves to numba and saves that choice."""

@@ -335,7 +335,8 @@ class TrainerWatch:
     :data:`TRIAL_PLAUSIBLE` times slower than this use), or exceeds that factor times
     the fastest other candidate's expected time, :meth:`backend_for_next_call` names
     that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
-    margin) is kept for good.  At most one trial per watch: a choice that holds is
+    margin, or by the probe's own ratio when the probe ranked the choice faster:
+    :meth:`_needed`) is kept for good.  At most one trial per watch: a choice that holds is
     never re-tried.  Deterministic: it only sees the times it is given.
     """
 
@@ -393,10 +394,24 @@ class TrainerWatch:
         if tried is None:
             return False
         current = self._in_use(self.backend, REVISIT_AFTER)
-        if tried < MARGIN * current:
+        if tried < self._needed() * current:
             self.backend = self.trial
         self.trial, self.settled = None, True
         return True
+
+    def _needed(self) -> float:
+        """The trial's time over the choice's, both in use, below which the trial wins.
+
+        :data:`MARGIN`, or stricter when the probe ranked the choice faster: then the
+        in-use evidence must be as strong as the probe's (a trial that overturns a
+        1.5x probe must be 1.5x faster itself).  The trial's calls follow the choice's
+        by a few seconds, and on a shared machine the speed of the whole machine can
+        drift by that much in between: a bare margin let one drift overturn a sound
+        choice (one of ten fresh caches, 784-256-10 SGD)."""
+        own, other = self.expected.get(self.backend), self.expected.get(self.trial)
+        if own and other and other > own:
+            return min(MARGIN, own / other)
+        return MARGIN
 
     def verdict(self) -> dict[str, float]:
         """Seconds per batch measured in use, per backend tried (after the trial)."""
