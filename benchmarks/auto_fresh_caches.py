@@ -7,7 +7,10 @@ timed on ``auto``, ``numba`` and ``numpy`` in alternating rounds (0.3 s idle
 before each epoch sample), after untimed warm-up calls (where ``auto`` probes
 and checks its choice in use).
 Prints, per run and case, auto's time over the faster backend's and the backend
-``auto`` recorded for ``train_batches``; the target is <= 1.05 in every run::
+``auto`` recorded for ``train_batches``; the target is <= 1.05 in every run.  A
+second ``numba`` runner (``numba-again``: the same code, a separate model) is timed
+in the same rounds as a control: its ratio to ``numba`` is the spread of identical
+code measured this way, against which auto's ratio is read::
 
     .venv/bin/python benchmarks/auto_fresh_caches.py --runs 10
 """
@@ -35,11 +38,13 @@ def one_run(rows: int, tiny_steps: int) -> dict:
         coldstart.wait_until_ready(dtype)
     out = {}
     calls = {b: bench.epoch_call(b, X, y, "sgd", 256) for b in ("auto", "numba", "numpy")}
+    calls["numba-again"] = bench.epoch_call("numba", X, y, "sgd", 256)
     for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):  # measure_alternating warms up once more
         calls["auto"]()
     out["sgd-b256"] = bench.measure_alternating(calls, 3, 0.0, settle=bench.EPOCH_SETTLE_S)
     for net in bench.TINY_NETS:
         calls = {b: bench.tiny_call(b, net, tiny_steps) for b in ("auto", "numba", "numpy")}
+        calls["numba-again"] = bench.tiny_call("numba", net, tiny_steps)
         for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):
             calls["auto"]()
         out[net.name] = bench.measure_alternating(calls, 3, 0.02, units=tiny_steps)
@@ -59,6 +64,7 @@ def main() -> int:
         print(json.dumps(one_run(args.rows, args.tiny_steps)))
         return 0
     worst: dict[str, float] = {}
+    control: dict[str, list[float]] = {}
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, FASTNN_CACHE_DIR=cache)
@@ -69,11 +75,15 @@ def main() -> int:
         parts = []
         for case, t in res["cases"].items():
             ratio = t["auto"]["median"] / min(t["numba"]["median"], t["numpy"]["median"])
+            same = t["numba-again"]["median"] / t["numba"]["median"]
             worst[case] = max(worst.get(case, 0.0), ratio)
-            parts.append(f"{case} {ratio:.3f}")
+            control.setdefault(case, []).append(same)
+            parts.append(f"{case} {ratio:.3f} (control {same:.3f})")
         print(f"run {i + 1}: auto/best " + ", ".join(parts)
               + f"; train_batches choices {res['train_batches']}", flush=True)  # fmt: skip
     print("worst auto/best over runs: " + ", ".join(f"{k} {v:.3f}" for k, v in worst.items()))
+    print("control numba-again/numba over runs: " + ", ".join(
+        f"{k} {min(v):.3f}-{max(v):.3f}" for k, v in control.items()))  # fmt: skip
     return 0
 
 
