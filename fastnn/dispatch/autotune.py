@@ -336,8 +336,11 @@ class TrainerWatch:
     the fastest other candidate's expected time, :meth:`backend_for_next_call` names
     that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
     margin, or by the probe's own ratio when the probe ranked the choice faster:
-    :meth:`_needed`) is kept for good.  At most one trial per watch: a choice that holds is
-    never re-tried.  Deterministic: it only sees the times it is given.
+    :meth:`_needed`) is kept for good.  When every other candidate's record is
+    :data:`TRIAL_PLAUSIBLE` times this choice's time in use, the watch settles at its
+    first check: no trial could pay, and calls are no longer timed.  At most one
+    trial per watch: a choice that holds is never re-tried.  Deterministic: it only
+    sees the times it is given.
     """
 
     def __init__(self, backend: str, expected: dict[str, float]):
@@ -388,6 +391,10 @@ class TrainerWatch:
         plausible = others[alternative] < TRIAL_PLAUSIBLE * current  # else a trial only costs
         if (unpredicted and plausible) or current > REVISIT_FACTOR * others[alternative]:
             self.trial = alternative
+        elif not plausible:
+            # Far slower alternatives (tiny nets: numpy 20x): no drift of this choice
+            # short of many times its time would make a trial pay; stop timing calls.
+            self.settled = True
 
     def _maybe_end_trial(self) -> bool:
         tried = self._in_use(self.trial, TRIAL_CALLS)
@@ -433,6 +440,7 @@ class AutoOps(CheckedOps):
         self.loader = loader or registry.load_backend
         self._memo: dict[tuple, object] = {}
         self._watches: dict[tuple, tuple[str, TrainerWatch]] = {}
+        self._built: set = set()  # dtypes whose numba trainers are built
 
     def _candidates(self) -> list[str]:
         return [c for c in CANDIDATES if self.loader(c) is not None]
@@ -476,13 +484,19 @@ class AutoOps(CheckedOps):
 
     def _numba_trainers_building(self, dtype) -> bool:
         """Whether numba's trainers for ``dtype`` are still being built in the
-        background (:mod:`.coldstart`): numpy trains meanwhile."""
+        background (:mod:`.coldstart`): numpy trains meanwhile.  Once built, they
+        stay built: later calls of that dtype cost one set lookup."""
+        if dtype in self._built:
+            return False
         if not coldstart.enabled():
             return False
         candidates = self._candidates()
         if "numba" not in candidates or "numpy" not in candidates:
             return False
-        return not coldstart.trainers_ready(dtype)
+        if coldstart.trainers_ready(dtype):
+            self._built.add(dtype)
+            return False
+        return True
 
     def _watch(self, args) -> tuple[str, TrainerWatch]:
         """(shape key, in-use check) of this ``train_batches`` call's signature."""
