@@ -413,8 +413,7 @@ class TrainerWatch:
         in-use evidence must be as strong as the probe's (a trial that overturns a
         1.5x probe must be 1.5x faster itself).  The trial's calls follow the choice's
         by a few seconds, and on a shared machine the speed of the whole machine can
-        drift by that much in between: a bare margin let one drift overturn a sound
-        choice (one of ten fresh caches, 784-256-10 SGD)."""
+        drift by more than a bare margin in between."""
         own, other = self.expected.get(self.backend), self.expected.get(self.trial)
         if own and other and other > own:
             return min(MARGIN, own / other)
