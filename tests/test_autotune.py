@@ -332,6 +332,18 @@ def test_watch_overturns_a_clear_probe_only_on_evidence_as_strong(trial_seconds,
     assert watch.settled and watch.backend == ("numpy" if switched else "numba")
 
 
+def test_watch_weights_calls_by_their_batches():
+    """An epoch's short last call (5 batches, each paying the call's fixed costs) counts
+    for its 5 batches: 100 batches at 1.0 and 5 at 3.0 are 1.1 per batch, as probed,
+    so no trial (a median of per-call figures would have read 2.0 and started one)."""
+    watch = autotune.TrainerWatch("numba", {"numba": 1.0, "numpy": 1.5})
+    watch.record("numba", 100.0, 100)  # the first call after a change: not counted
+    watch.record("numba", 100.0, 100)
+    watch.record("numba", 15.0, 5)
+    assert watch.backend_for_next_call() == "numba" and watch.trial is None
+    assert watch.verdict()["numba"] == pytest.approx(115.0 / 105.0)
+
+
 def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
     """End to end: the table says numpy (as a bad probe would); in use numpy runs
     at 2 s per batch, numba at 1: auto moves to numba and saves that choice."""

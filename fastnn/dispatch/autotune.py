@@ -323,15 +323,21 @@ def _call_signature(op: str, args):
     return (op, *((a.dtype.char, a.shape) if isinstance(a, np.ndarray) else a for a in args))
 
 
+def _per_batch(calls) -> float:
+    """Seconds per batch of ``(seconds, batches)`` calls taken together."""
+    return sum(t for t, _ in calls) / sum(n for _, n in calls)
+
+
 class TrainerWatch:
     """The in-use check of one ``train_batches`` choice (one shape class, one process).
 
     ``expected`` holds seconds per batch per candidate (the probe's, or the table's).
-    :meth:`record` gets each call's measured time.  When the chosen backend's median
-    over its last :data:`REVISIT_AFTER` counted calls (the first :data:`SWITCH_CALLS`
-    after each change of backend are not counted) is off its own expected time by more
-    than :data:`REVISIT_FACTOR` either way (the probe did not predict the use, so
-    it may have mispredicted the other candidate too; unless the other's record is
+    :meth:`record` gets each call's measured time.  When the chosen backend's time
+    per batch over its last :data:`REVISIT_AFTER` counted calls, taken together (the
+    first :data:`SWITCH_CALLS` after each change of backend are not counted), is off
+    its own expected time by more than :data:`REVISIT_FACTOR` either way (the probe
+    did not predict the use, so it may have mispredicted the other candidate too;
+    unless the other's record is
     :data:`TRIAL_PLAUSIBLE` times slower than this use), or exceeds that factor times
     the fastest other candidate's expected time, :meth:`backend_for_next_call` names
     that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
@@ -366,7 +372,7 @@ class TrainerWatch:
             return False
         window = max(REVISIT_AFTER, TRIAL_CALLS)
         self.recent.setdefault(backend, collections.deque(maxlen=window)).append(
-            seconds / n_batches
+            (seconds, n_batches)
         )
         if self.trial is None:
             self._maybe_start_trial()
@@ -374,8 +380,11 @@ class TrainerWatch:
         return self._maybe_end_trial()
 
     def _in_use(self, backend: str, calls: int) -> float | None:
+        """Seconds per batch over the last ``calls`` counted calls, weighted by their
+        batches: an epoch's short last call (a few batches, each paying the call's
+        fixed costs) counts for its few batches, not as much as a whole call."""
         recent = list(self.recent.get(backend, ()))[-calls:]
-        return timing.median(recent) if len(recent) >= calls else None
+        return _per_batch(recent) if len(recent) >= calls else None
 
     def _maybe_start_trial(self) -> None:
         current = self._in_use(self.backend, REVISIT_AFTER)
@@ -421,7 +430,7 @@ class TrainerWatch:
 
     def verdict(self) -> dict[str, float]:
         """Seconds per batch measured in use, per backend tried (after the trial)."""
-        return {b: timing.median(ts) for b, ts in self.recent.items() if ts}
+        return {b: _per_batch(ts) for b, ts in self.recent.items() if ts}
 
 
 class AutoOps(CheckedOps):
