@@ -337,8 +337,8 @@ class TrainerWatch:
     first :data:`SWITCH_CALLS` after each change of backend are not counted), is off
     its own expected time by more than :data:`REVISIT_FACTOR` either way (the probe
     did not predict the use, so it may have mispredicted the other candidate too;
-    unless the other's record is
-    :data:`TRIAL_PLAUSIBLE` times slower than this use), or exceeds that factor times
+    unless the other's record is :data:`TRIAL_PLAUSIBLE` times slower than this
+    use), or exceeds that factor times
     the fastest other candidate's expected time, :meth:`backend_for_next_call` names
     that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
     margin, or by the probe's own ratio when the probe ranked the choice faster:

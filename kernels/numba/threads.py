@@ -243,7 +243,7 @@ class Governor:
             run_chunk(0, n_batches, n_threads)
             return
         rec = self.record(key, n_threads)
-        read = self._reader(rec)
+        read = self._reader()
         j = 0
         while j < n_batches:
             with self._lock:
@@ -253,24 +253,29 @@ class Governor:
             t0 = self.clock()
             run_chunk(j, j1, k)
             elapsed = self.clock() - t0
+            load = read()  # /proc/stat is read outside the lock
             with self._lock:
                 rec.observe(k, elapsed, j1 - j)
-                read()
+                if load is not None:
+                    rec.note_load(*load)
             j = j1
 
-    def _reader(self, rec: Record):
-        """A function that, called after each chunk, feeds ``rec`` the others' load
-        once :data:`LOAD_MIN_S` has passed since its last reading (no-op without a meter)."""
+    def _reader(self):
+        """A function that, called after each chunk, returns the others' load since its
+        last reading as ``(cores, seconds)`` once :data:`LOAD_MIN_S` has passed, else
+        None (always None without a meter)."""
         if self.meter is None:
             return lambda: None
         last = [self.clock(), self.meter()]
 
         def read():
             now = self.clock()
-            if now - last[0] >= LOAD_MIN_S:
-                used = self.meter()
-                rec.note_load(max(0.0, (used - last[1]) / (now - last[0])), now - last[0])
-                last[:] = [now, used]
+            if now - last[0] < LOAD_MIN_S:
+                return None
+            used = self.meter()
+            seconds, others = now - last[0], used - last[1]
+            last[:] = [now, used]
+            return max(0.0, others / seconds), seconds
 
         return read
 
