@@ -447,14 +447,14 @@ def test_float32_kernels_stay_float32(kernel):
         epilogue = fn
 
         def relu_epilogue(Z, b, act, Y, slope):
-            epilogue(Z, b, RELU, Y, slope)
+            epilogue(Z, b, RELU, Y, slope, None)
 
         fn = njit(**dict(config.JIT, cache=False))(relu_epilogue)
     if kernel == "activation_backward":
         backward = fn
 
         def tanh_backward(dY, Z, Y, act, dZ, db, slope):
-            backward(dY, Z, Y, TANH, dZ, db, slope)
+            backward(dY, Z, Y, TANH, dZ, db, slope, None)
 
         fn = njit(**dict(config.JIT, cache=False))(tanh_backward)
     a2 = np.ones((3, 4), np.float32)

@@ -543,8 +543,56 @@ def test_compile_trainers_builds_the_specializations_calls_use(dtype, monkeypatc
         for data in (X, X_ro):
             for head, targets in (("softmax_cross_entropy", T), ("mse", np.ones((13, 2), dtype))):
                 acts = ["relu", "linear" if head != "mse" else "tanh"]
-                train.TrainMixin.train_batches(
-                    Fused(), *copy_problem(Ws, bs, state)[:2], acts, data, targets, order, 4,
-                    head, "adam", copy_problem(Ws, bs, state)[2], (0.01, 0.9, 0.99, 1e-7), 0,
-                )  # fmt: skip
+                for kw in ({}, {"penalties": [(0.0, 0.01), None]}):  # plain and option builds
+                    train.TrainMixin.train_batches(
+                        Fused(), *copy_problem(Ws, bs, state)[:2], acts, data, targets, order, 4,
+                        head, "adam", copy_problem(Ws, bs, state)[2], (0.01, 0.9, 0.99, 1e-7), 0,
+                        **kw,
+                    )  # fmt: skip
     assert [len(f.signatures) for f in loops] == before
+
+
+@pytest.mark.parametrize(
+    "kw, hidden, plain",
+    [
+        ({}, "relu", True),
+        ({"trainable": [True] * 4}, "sigmoid", True),
+        ({"negative_slopes": [0.5, None]}, "leaky_relu", True),
+        ({"penalties": [(0.0, 0.01), None]}, "relu", False),
+        ({"dropout": [0.2, None], "seed": 3}, "relu", False),
+        ({"sample_weight": np.ones(13)}, "relu", False),
+        ({"trainable": [False, True, True, True]}, "relu", False),
+        ({}, "gelu", False),
+        ({"negative_slopes": [-0.5, None]}, "leaky_relu", False),
+    ],
+    ids=["plain", "all-trainable", "positive-slope", "penalty", "dropout", "weights", "frozen",
+         "needs-z", "negative-slope"],
+)  # fmt: skip
+def test_plain_calls_take_the_pruned_build(kw, hidden, plain):
+    """``features``: None (the build without the option paths) exactly when no option
+    path would run; positive leaky slopes and explicit all-True flags stay plain."""
+    opts = train.options(np.dtype(np.float64), [hidden, "softmax"], 13, None, kw)
+    assert (train.features(opts) is None) == plain
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_option_build_gives_a_plain_call_the_same_numbers(dtype, threads, monkeypatch):
+    """The option paths pruned from the plain build change no number: a plain call run
+    through the build with every option path compiled in gives the same bits."""
+    monkeypatch.setattr(train, "SMALL_WIDTH", 0)
+    monkeypatch.setattr(train, "SMALL_MACS", 0)
+    monkeypatch.setattr(train, "parallel_threads", lambda: threads)
+    X, T, Ws, bs, state = make_problem((5, 7, 3), "softmax_cross_entropy", "adam", dtype, 13, 4)
+    order = np.random.default_rng(2).permutation(13)
+    results = []
+    for feat in (lambda opts: None, lambda opts: True):
+        monkeypatch.setattr(train, "features", feat)
+        Wf, bf, sf = copy_problem(Ws, bs, state)
+        out = Fused().train_batches(Wf, bf, ["relu", "softmax"], X, T, order, 4,
+                                    "softmax_cross_entropy", "adam", sf,
+                                    (0.01, 0.9, 0.99, 1e-7), 0)  # fmt: skip
+        results.append((Wf, bf, out))
+    (W0, b0, out0), (W1, b1, out1) = results
+    for A, B in zip([*W0, *b0, *out0], [*W1, *b1, *out1]):
+        np.testing.assert_array_equal(A, B)

@@ -32,6 +32,12 @@ GELU = ACTIVATION_CODES["gelu"]
 SOFTPLUS = ACTIVATION_CODES["softplus"]
 SILU = ACTIVATION_CODES["silu"]
 
+#: Activations whose derivative is not a function of their output ``Y``: the fused
+#: trainers keep ``activation'(Z)`` from the forward pass for them, and the
+#: dispatchers of :mod:`.scalar` compile their branches only on request.
+NEEDS_Z_NAMES: frozenset[str] = frozenset(("elu", "gelu", "softplus", "silu"))
+NEEDS_Z: frozenset[int] = frozenset(ACTIVATION_CODES[a] for a in NEEDS_Z_NAMES)
+
 SOFTMAX_CE = HEAD_CODES["softmax_cross_entropy"]
 SIGMOID_CE = HEAD_CODES["sigmoid_cross_entropy"]
 MSE = HEAD_CODES["mse"]

@@ -81,21 +81,23 @@ def softmax_row(z, y):
 
 
 @njit(**JIT)
-def bias_act_rows(Z, b, act, slope):
-    """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``, ``b: (out,)``.
+def bias_act_rows(Z, b, act, slope, needs_z):
+    """In place: ``Z = activation(Z + b)`` for batch-major ``Z: (n, out)``, ``b: (out,)``;
+    ``needs_z``: None unless ``act`` is in :data:`~.codes.NEEDS_Z` (see
+    :func:`~.scalar.act_backward`).
 
     The one compiled activation pass of the forward: the ops (:func:`activate`) and
     the fused trainer (:mod:`.train_gemm`) share it, so it compiles once.
     """
     n, k = Z.shape
     for i in range(n):
-        scalar.act_forward(act, Z, i, k, b, slope)
+        scalar.act_forward(act, Z, i, k, b, slope, needs_z)
         if act == SOFTMAX:
             softmax_row(Z[i], Z[i])
 
 
 @njit(**JIT)
-def activate(Z, act, Y, slope):
+def activate(Z, act, Y, slope, needs_z):
     """``Y = activation(Z)`` for activation code ``act``; ``Z, Y: (n, m)``; ``slope``
     is ``leaky_relu``'s negative slope in the dtype.  ``Y`` may be ``Z`` itself.
     """
@@ -103,18 +105,18 @@ def activate(Z, act, Y, slope):
     for i in range(n):
         for j in range(m):
             Y[i, j] = Z[i, j]
-    bias_act_rows(Y, np.zeros(m, Z.dtype), act, slope)
+    bias_act_rows(Y, np.zeros(m, Z.dtype), act, slope, needs_z)
 
 
 @njit(**JIT)
-def bias_activation(Z, b, act, Y, slope):
+def bias_activation(Z, b, act, Y, slope, needs_z):
     """Epilogue of ``Z = X @ W``: ``Z += b`` in place, then ``Y = activation(Z)``."""
     add_bias(Z, b)
-    activate(Z, act, Y, slope)
+    activate(Z, act, Y, slope, needs_z)
 
 
 @njit(**JIT)
-def dense_forward_fused(X, W, b, act, Z, Y, slope):
+def dense_forward_fused(X, W, b, act, Z, Y, slope, needs_z):
     """Whole dense forward in one call (for small shapes, no BLAS call overhead).
 
     ``X: (n, in)``, ``W: (in, out)``, ``b: (out,)``; writes ``Z = X @ W + b`` and
@@ -125,7 +127,7 @@ def dense_forward_fused(X, W, b, act, Z, Y, slope):
         for j in range(m):
             Z[i, j] = b[j]
     gemm_nn(X, W, Z, True)
-    activate(Z, act, Y, slope)
+    activate(Z, act, Y, slope, needs_z)
 
 
 @njit(**JIT)
@@ -187,7 +189,7 @@ def normalize_rows(E):
 
 
 @njit(**JIT)
-def activation_backward(dY, Z, Y, act, dZ, db, slope):
+def activation_backward(dY, Z, Y, act, dZ, db, slope, needs_z):
     """``dZ = activation'(Z) * dY`` and ``db = sum(dZ, axis=0)`` in one pass.
 
     Softmax uses the Jacobian-vector product ``dZ = Y * (dY - sum(dY * Y, axis=1))``.
@@ -211,7 +213,7 @@ def activation_backward(dY, Z, Y, act, dZ, db, slope):
     for i in range(n):
         for j in range(m):
             dZ[i, j] = dY[i, j]
-        scalar.act_backward(act, dZ, Z, Y, i, m, db, slope)
+        scalar.act_backward(act, dZ, Z, Y, i, m, db, slope, needs_z)
 
 
 @njit(**JIT)
@@ -226,13 +228,13 @@ def column_sums(A, out):
 
 
 @njit(**JIT)
-def dense_backward_fused(dY, X, W, Z, Y, act, dZ, dX, dW, db, slope, need_dX):
+def dense_backward_fused(dY, X, W, Z, Y, act, dZ, dX, dW, db, slope, need_dX, needs_z):
     """Whole dense backward in one call (for small shapes).
 
     Writes ``dZ, db`` (:func:`activation_backward`), ``dX = dZ @ W.T: (n, in)`` (only
     if ``need_dX``) and ``dW = X.T @ dZ: (in, out)``.
     """
-    activation_backward(dY, Z, Y, act, dZ, db, slope)
+    activation_backward(dY, Z, Y, act, dZ, db, slope, needs_z)
     if need_dX:
         gemm_nt(dZ, W, dX)
     gemm_tn(X, dZ, dW)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..contract import LEAKY_RELU_SLOPE, MASK64, PROB_EPS, Ops, StepBackwardError
 from . import kernels as K
-from .codes import ACTIVATION_CODES, LINEAR, SIGMOID, SOFTMAX, TANH
+from .codes import ACTIVATION_CODES, LINEAR, NEEDS_Z, SIGMOID, SOFTMAX, TANH
 from .gemm import gemm_tn
 from .scalar import keep_threshold
 from .train import TrainMixin
@@ -55,6 +55,12 @@ VECTOR_EXP_MIN = 1024
 VECTOR_TANH_MIN = 64
 
 
+def _needs_z(act):
+    """The kernels' ``needs_z`` argument: True for a code in :data:`~.codes.NEEDS_Z`,
+    else None, so a net without those activations never compiles their branches."""
+    return True if act in NEEDS_Z else None
+
+
 def _epilogue(Z, b, act, Y, slope):
     """``Z += b`` and ``Y = activation(Z)`` after ``Z = X @ W``."""
     if act == TANH and Z.size >= VECTOR_TANH_MIN:
@@ -69,7 +75,7 @@ def _epilogue(Z, b, act, Y, slope):
         np.exp(Y, out=Y)
         K.normalize_rows(Y)
     else:
-        K.bias_activation(Z, b, act, Y, slope)
+        K.bias_activation(Z, b, act, Y, slope, _needs_z(act))
 
 
 #: Stand-in for "no row weights" (the loss kernels take an empty array).
@@ -95,7 +101,7 @@ class NumbaOps(TrainMixin, Ops):
         if Z.size == 0:
             return Z, Y
         if _small(n, n_in, n_out):
-            K.dense_forward_fused(X, W, b, act, Z, Y, slope)
+            K.dense_forward_fused(X, W, b, act, Z, Y, slope, _needs_z(act))
         else:
             np.matmul(X, W, out=Z)
             _epilogue(Z, b, act, Y, slope)
@@ -117,14 +123,16 @@ class NumbaOps(TrainMixin, Ops):
         if _small(n, n_in, n_out):
             dZ = np.empty((n, n_out), dtype=dt)
             dX_buf = dX if need_dX else np.empty((0, n_in), dtype=dt)
-            K.dense_backward_fused(dY, X, W, Z, Y, act, dZ, dX_buf, dW, db, slope, need_dX)
+            K.dense_backward_fused(
+                dY, X, W, Z, Y, act, dZ, dX_buf, dW, db, slope, need_dX, _needs_z(act)
+            )
             return dX, dW, db
         if act == LINEAR:
             dZ = dY  # dZ = dY: no copy needed, dZ is not returned
             K.column_sums(dY, db)
         else:
             dZ = np.empty((n, n_out), dtype=dt)
-            K.activation_backward(dY, Z, Y, act, dZ, db, slope)
+            K.activation_backward(dY, Z, Y, act, dZ, db, slope, _needs_z(act))
         if need_dX:
             np.matmul(dZ, W.T, out=dX)
         if n == 1:

@@ -208,10 +208,12 @@ def silu_grad(z):
 
 
 @njit(**JIT_INLINE)
-def act_forward(code, Z, r, n, b, slope):
+def act_forward(code, Z, r, n, b, slope, needs_z):
     """In place ``Z[r, i] = activation(Z[r, i] + b[i])`` for ``i < n`` (row ``r`` of a
     2-D array, addressed by index so no view is created); ``slope`` is ``leaky_relu``'s
-    negative slope in the dtype.
+    negative slope in the dtype.  ``needs_z`` None: ``code`` is not in
+    :data:`~.codes.NEEDS_Z`, and those branches are not compiled (see
+    :func:`act_backward`).
 
     The one dispatch on activation codes in the forward pass: each branch is a
     whole loop, so the loop vectorizes (a branch inside the loop would not be
@@ -221,6 +223,23 @@ def act_forward(code, Z, r, n, b, slope):
     is a row operation, left to the caller (:func:`nan_max`,
     :func:`softmax_numerator`): here it only adds the bias, like linear.
     """
+    if needs_z is not None:
+        if code == ELU:
+            for i in range(n):
+                Z[r, i] = elu(Z[r, i] + b[i])
+            return
+        if code == GELU:
+            for i in range(n):
+                Z[r, i] = gelu(Z[r, i] + b[i])
+            return
+        if code == SOFTPLUS:
+            for i in range(n):
+                Z[r, i] = softplus(Z[r, i] + b[i])
+            return
+        if code == SILU:
+            for i in range(n):
+                Z[r, i] = silu(Z[r, i] + b[i])
+            return
     if code == SIGMOID:
         for i in range(n):
             Z[r, i] = sigmoid(Z[r, i] + b[i])
@@ -236,18 +255,6 @@ def act_forward(code, Z, r, n, b, slope):
     elif code == LEAKY_RELU:
         for i in range(n):
             Z[r, i] = leaky_relu(Z[r, i] + b[i], slope)
-    elif code == ELU:
-        for i in range(n):
-            Z[r, i] = elu(Z[r, i] + b[i])
-    elif code == GELU:
-        for i in range(n):
-            Z[r, i] = gelu(Z[r, i] + b[i])
-    elif code == SOFTPLUS:
-        for i in range(n):
-            Z[r, i] = softplus(Z[r, i] + b[i])
-    elif code == SILU:
-        for i in range(n):
-            Z[r, i] = silu(Z[r, i] + b[i])
     else:  # linear, and softmax before its row normalization
         for i in range(n):
             Z[r, i] += b[i]
@@ -307,7 +314,7 @@ def act_forward_grad(code, Z, r, n, b, Dg, slope):
 
 
 @njit(**JIT_INLINE)
-def act_backward(code, D, Z, Y, r, n, db, slope):
+def act_backward(code, D, Z, Y, r, n, db, slope, needs_z):
     """In place ``D[r, i] = activation'(Z[r, i]) D[r, i]`` for ``i < n`` (``D`` holds
     ``dL/dY`` and becomes ``dL/dZ``), given ``Y = activation(Z)``, and
     ``db[i] += D[r, i]`` in the same pass (for the same reason as the bias in
@@ -319,7 +326,38 @@ def act_backward(code, D, Z, Y, r, n, db, slope):
     ``Z`` too for linear, sigmoid, relu, tanh and ``leaky_relu`` with ``slope >= 0``
     (``y > 0`` exactly where ``z > 0``); the others need ``z``
     (:func:`act_forward_grad` keeps their derivative instead).
+
+    ``needs_z`` None: ``code`` is not in :data:`~.codes.NEEDS_Z`, and their branches
+    are pruned before typing (Numba prunes ``is not None`` on a None-typed argument,
+    also in inlined code).  Their inlined ``exp``/``erfc`` make up most of a full
+    dispatcher's compile time, which every library linking it pays again: the
+    trainers' row helpers never see those codes.
     """
+    if needs_z is not None:
+        if code == ELU:
+            for i in range(n):
+                d = D[r, i] * elu_grad(Z[r, i])
+                D[r, i] = d
+                db[i] += d
+            return
+        if code == GELU:
+            for i in range(n):
+                d = D[r, i] * gelu_grad(Z[r, i])
+                D[r, i] = d
+                db[i] += d
+            return
+        if code == SOFTPLUS:
+            for i in range(n):
+                d = D[r, i] * sigmoid(Z[r, i])
+                D[r, i] = d
+                db[i] += d
+            return
+        if code == SILU:
+            for i in range(n):
+                d = D[r, i] * silu_grad(Z[r, i])
+                D[r, i] = d
+                db[i] += d
+            return
     if code == SIGMOID:
         for i in range(n):
             d = sigmoid_backward(D[r, i], Y[r, i])
@@ -338,26 +376,6 @@ def act_backward(code, D, Z, Y, r, n, db, slope):
     elif code == LEAKY_RELU:
         for i in range(n):
             d = D[r, i] * leaky_relu_grad(Z[r, i], slope)
-            D[r, i] = d
-            db[i] += d
-    elif code == ELU:
-        for i in range(n):
-            d = D[r, i] * elu_grad(Z[r, i])
-            D[r, i] = d
-            db[i] += d
-    elif code == GELU:
-        for i in range(n):
-            d = D[r, i] * gelu_grad(Z[r, i])
-            D[r, i] = d
-            db[i] += d
-    elif code == SOFTPLUS:
-        for i in range(n):
-            d = D[r, i] * sigmoid(Z[r, i])
-            D[r, i] = d
-            db[i] += d
-    elif code == SILU:
-        for i in range(n):
-            d = D[r, i] * silu_grad(Z[r, i])
             D[r, i] = d
             db[i] += d
     else:  # linear

@@ -26,7 +26,16 @@ import numpy as np
 
 from ..contract import LEAKY_RELU_SLOPE, MASK64, Ops, StepBackwardError, count_batches
 from .blas import SerialBlas, numpy_gemm_address, parallel_threads
-from .codes import ACTIVATION_CODES, HEAD_CODES, LINEAR, MSE, OPTIMIZER_CODES, RELU, SGD
+from .codes import (
+    ACTIVATION_CODES,
+    HEAD_CODES,
+    LINEAR,
+    MSE,
+    NEEDS_Z_NAMES,
+    OPTIMIZER_CODES,
+    RELU,
+    SGD,
+)
 from .layout import (
     DUMMY_LABELS,
     DUMMY_TARGETS,
@@ -82,7 +91,8 @@ def compile_trainers(dtype) -> None:
     this runs each of them once on a tiny problem (``train_gemm_par`` with two
     slices, which also runs on one thread) so no later call compiles.  Options
     travel as arrays of fixed types (:func:`options`), so these builds serve every
-    option combination.
+    option combination; the BLAS loops build twice, plain and with the options'
+    paths (:func:`features`).
     """
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(0)
@@ -99,16 +109,12 @@ def compile_trainers(dtype) -> None:
                      np.zeros((2, 2)), opts)  # fmt: skip
     train_small(*args)
     fn = numpy_gemm_address(dtype)
-    train_gemm(*args, fn)
-    if fn:
-        with SerialBlas():
-            work = call_workspace(args[0], args[2], 2, args[14], 2)
-            train_gemm_par(*args, fn, 2, 0, args[13].shape[1], work)
-
-
-#: Activations whose derivative the fused loops cannot take from ``Y`` alone: their
-#: forward keeps ``activation'(Z)`` (mode 1), as every dropped layer does.
-_KEEP_GRAD = frozenset(("elu", "gelu", "softplus", "silu"))
+    for feat in (None, True):
+        train_gemm(*args, fn, feat)
+        if fn:
+            with SerialBlas():
+                work = call_workspace(args[0], args[2], 2, args[14], 2)
+                train_gemm_par(*args, fn, feat, 2, 0, args[13].shape[1], work)
 
 
 def _readonly(A, dtype):
@@ -131,7 +137,8 @@ def options(dtype, activations, m, epoch_size, kw):
     ``(epoch_size, lrs, lopt, modes, thresholds, train, sample_weight, seed,
     penalty_per_row, lowest, plain)``: ``lopt[l] = (l1, l2, dropout rate, negative
     slope)`` float64; ``modes[l] = 1`` where the forward keeps the derivative
-    (dropout, or an activation in :data:`_KEEP_GRAD`, or a negative ``leaky_relu`` slope);
+    (dropout, or an activation in :data:`~.codes.NEEDS_Z_NAMES`, or a negative
+    ``leaky_relu`` slope);
     ``thresholds[l]`` the dropout keep threshold; ``train`` one flag per parameter;
     ``lowest`` the lowest layer backpropagated into; ``plain``: every parameter
     trains and none is penalized.  Empty ``lrs`` / ``sample_weight``: not given.
@@ -156,7 +163,7 @@ def options(dtype, activations, m, epoch_size, kw):
         ("modes", *key),
         lambda: np.array(
             [
-                int(r > 0 or a in _KEEP_GRAD or (a == "leaky_relu" and sl < 0))
+                int(r > 0 or a in NEEDS_Z_NAMES or (a == "leaky_relu" and sl < 0))
                 for a, r, sl in zip(activations, rates, slopes)
             ],
             np.int64,
@@ -185,6 +192,14 @@ def options(dtype, activations, m, epoch_size, kw):
     )
 
 
+def features(opts):
+    """The BLAS loops' ``feat`` argument for a call's ``opts``: None when no option
+    path runs (every layer's derivative from ``Y``, no dropout, penalty or sample
+    weight, every parameter trained), so the plain specialization serves it; else True."""
+    modes, sample_weight, plain = opts[3], opts[6], opts[10]
+    return None if plain and not modes.any() and sample_weight.size == 0 else True
+
+
 def _run(args, dims, dtype) -> None:
     """Run the compiled loop for these widths and the current thread setting."""
     if choose_path(dims) == "small":
@@ -192,13 +207,14 @@ def _run(args, dims, dtype) -> None:
         return
     fn = numpy_gemm_address(dtype)
     n_threads = parallel_threads() if fn else 1
+    feat = features(args[14])
     if n_threads > 1:
-        _run_parallel(args, fn, n_threads)
+        _run_parallel(args, fn, feat, n_threads)
     else:
-        train_gemm(*args, fn)
+        train_gemm(*args, fn, feat)
 
 
-def _run_parallel(args, fn, n_threads) -> None:
+def _run_parallel(args, fn, feat, n_threads) -> None:
     """:func:`train_gemm_par` in chunks of batches, each on the thread count the
     governor picks (:mod:`.threads`); the slices, and so the numbers, stay ``n_threads``."""
     out, dims = args[13], args[2]
@@ -209,7 +225,7 @@ def _run_parallel(args, fn, n_threads) -> None:
     def run_chunk(j0, j1, threads):
         numba.set_num_threads(threads)
         try:
-            train_gemm_par(*args, fn, n_threads, j0, j1, work)
+            train_gemm_par(*args, fn, feat, n_threads, j0, j1, work)
         finally:
             numba.set_num_threads(configured)
 
@@ -217,7 +233,7 @@ def _run_parallel(args, fn, n_threads) -> None:
         if configured > 1:
             GOVERNOR.run(key, min(n_threads, configured), out.shape[1], run_chunk)
         else:
-            train_gemm_par(*args, fn, n_threads, 0, out.shape[1], work)
+            train_gemm_par(*args, fn, feat, n_threads, 0, out.shape[1], work)
 
 
 class TrainMixin:

@@ -99,7 +99,7 @@ def act_backward_rows(D, Y, act, db, slope):
                 d[c] = v
                 db[c] += v
         else:
-            scalar.act_backward(act, D, Y, Y, i, k, db, slope)
+            scalar.act_backward(act, D, Y, Y, i, k, db, slope, None)
 
 
 @njit(**JIT)
@@ -128,11 +128,12 @@ def argmax(v):
 
 
 @njit(**JIT)
-def head_rows(O, D, T, labels, order, first, head, C, nb, sw):
+def head_rows(O, D, T, labels, order, first, head, C, nb, sw, feat):
     """Loss head on output rows ``O: (n, k)`` (rows ``first ..`` of ``order``, out of a
     batch of ``nb``): ``dL/dO`` into ``D``; returns this slice's ``(loss, correct)``,
     the loss in float64 and already divided by the batch's normalizer.  ``sw``: sample
-    weights indexed like ``X`` (empty: unweighted), scaling each row's loss and ``dL/dO``."""
+    weights indexed like ``X`` (empty: unweighted), scaling each row's loss and ``dL/dO``;
+    ``feat`` None: a plain call (:func:`train_gemm`), unweighted."""
     n, k = O.shape
     zero = C[C_ZERO]
     lo = C[C_PROB_LO]
@@ -140,7 +141,7 @@ def head_rows(O, D, T, labels, order, first, head, C, nb, sw):
     rows = scalar.typed(nb, zero)
     size = scalar.typed(nb * k, zero)
     coef = scalar.typed(2.0 / (nb * k), zero)
-    weighted = sw.shape[0] > 0
+    weighted = feat is not None and sw.shape[0] > 0
     terms = np.empty(k)  # float64 loss terms of a row
     total = 0.0
     correct = 0
@@ -161,7 +162,7 @@ def head_rows(O, D, T, labels, order, first, head, C, nb, sw):
                 correct += argmax(o) == argmax(T[row])
             else:
                 correct += scalar.binary_hit(o[0], T[row, 0], head == SIGMOID_CE)
-        if weighted:
+        if feat is not None and weighted:
             scale_row(d, sw[row])
             value *= sw[row]
         total += value
@@ -175,7 +176,7 @@ def head_rows(O, D, T, labels, order, first, head, C, nb, sw):
 
 @njit(**JIT)
 def rows_phase(P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn, ws, db,
-               opts, t):  # fmt: skip
+               opts, t, feat):  # fmt: skip
     """Rows ``lo .. lo + r`` of the batch at ``order[start:]`` (update ``t``): gather,
     forward (dropout), head, backward to every ``dZ_l`` from the top down to layer
     ``lowest`` and the partial ``db`` (into ``db``, laid out as ``P``).
@@ -199,8 +200,8 @@ def rows_phase(P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn
         blas_gemm(fn, False, False, view(A, a_at[l] + lo * d_in, r, d_in), W, Z, one, zero)
         b = P[b_at[l] : b_at[l] + d_out]
         slope = scalar.typed(lopt[l, 3], zero)
-        if modes[l] == 0:
-            bias_act_rows(Z, b, acts[l], slope)
+        if feat is None or modes[l] == 0:
+            bias_act_rows(Z, b, acts[l], slope, None)
         else:
             rate = lopt[l, 2]
             key = scalar.dropout_key(seed, t, l) if rate > 0.0 else seed
@@ -209,13 +210,13 @@ def rows_phase(P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn
     k = dims[L]
     loss, correct = head_rows(
         view(A, a_at[L] + lo * k, r, k), view(dZ, dz_at[L - 1] + lo * k, r, k),
-        T, labels, order, start + lo, head, C, nb, sw,
+        T, labels, order, start + lo, head, C, nb, sw, feat,
     )  # fmt: skip
     for l in range(L - 1, lowest - 1, -1):
         d_in, d_out = dims[l], dims[l + 1]
         D = view(dZ, dz_at[l] + lo * d_out, r, d_out)
         db_l = db[b_at[l] : b_at[l] + d_out]
-        if modes[l] == 0:
+        if feat is None or modes[l] == 0:
             Y = view(A, a_at[l + 1] + lo * d_out, r, d_out)
             act_backward_rows(D, Y, acts[l], db_l, scalar.typed(lopt[l, 3], zero))
         else:
@@ -238,7 +239,8 @@ def penalty_value(P, lo, hi, l1, l2, scale):
 
 
 @njit(**JIT)
-def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts):
+def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts,
+                 feat):  # fmt: skip
     """Slice ``t`` of ``nt`` of every trained layer: ``dW`` rows (input features) plus the
     penalty's gradient, and ``db`` units (the ``db_parts`` rows summed in order), then
     their update -- or, with ``fold`` (SGD without momentum, no L1), the whole SGD step
@@ -259,7 +261,8 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
         c2 = scalar.typed(2.0 * scale * l2, zero)
         fold_l = fold and l1 == 0.0
         if train[2 * l] and f1 > f0:
-            value += penalty_value(P, w0, w1, l1, l2, scale)
+            if feat is not None:
+                value += penalty_value(P, w0, w1, l1, l2, scale)
             if fold_l:
                 beta = one - lr * wd_of(C, opt) - lr * c2
                 blas_gemm_at(fn, True, False, f1 - f0, d_out, nb, -lr, A, a_at[l] + f0, d_in,
@@ -271,7 +274,8 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
                 else:  # np.dot fallback: serial only, so the slice is the whole of W
                     Al, Dl = view(A, a_at[l], nb, d_in), view(dZ, dz_at[l], nb, d_out)
                     blas_gemm(fn, True, False, Al, Dl, view(G, w0, d_in, d_out), one, zero)
-                penalize_range(P, G, w0, w1, c1, c2, zero)
+                if feat is not None:
+                    penalize_range(P, G, w0, w1, c1, c2, zero)
                 update_block(P, G, S, opt, C, w0, w1, lr, a, b)
         if not train[2 * l + 1]:
             continue
@@ -338,7 +342,7 @@ def can_fold(opt, C, fn):
 
 @njit(**JIT)
 def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out, opts,
-               fn):  # fmt: skip
+               fn, feat):  # fmt: skip
     """Batch-major training loop, one thread of ours.
 
     * ``P: (n_params,)`` all parameters, updated in place; ``S: (n_state, n_params)``
@@ -350,7 +354,10 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
     * ``C``: constants and hyper-parameters in P's dtype (:mod:`.layout`);
     * ``out: (2, n_batches)`` float64, receives each batch's loss and correct count;
     * ``opts``: the per-call options (:func:`~.layout.options`);
-    * ``fn``: address of NumPy's ``cblas_?gemm`` for P's dtype, or 0 (``np.dot``).
+    * ``fn``: address of NumPy's ``cblas_?gemm`` for P's dtype, or 0 (``np.dot``);
+    * ``feat``: None for a plain call (no layer keeps its derivative or is dropped, no
+      penalty, no sample weight): those paths are then pruned before typing, so the
+      specialization a plain model compiles is about a third smaller.  Else True.
     """
     epoch_size, lrs = opts[0], opts[1]
     ws, G, db_parts = call_workspace(P, dims, batch_size, opts, 1)
@@ -361,7 +368,7 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
         t = step + j + 1
         out[0, j], out[1, j] = rows_phase(
             P, dims, acts, X, T, labels, order, start, 0, nb, nb, head, C, fn, ws, db_parts[0],
-            opts, t,
+            opts, t, feat,
         )  # fmt: skip
         # The velocity is not read when momentum is 0, so it is only written by the
         # last batch, which runs the full update.
@@ -369,13 +376,13 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
         lr = batch_lr(C, lrs, j)
         a, b = bias_corrections(opt, C, t, lr)
         out[0, j] += params_phase(
-            P, G, S, dims, opt, C, nb, fn, ws, db_parts, 0, 1, fold, lr, a, b, opts
+            P, G, S, dims, opt, C, nb, fn, ws, db_parts, 0, 1, fold, lr, a, b, opts, feat
         )
 
 
 @njit(**JIT_PARALLEL)
 def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, step, out,
-                   opts, fn, n_threads, j0, j1, work):  # fmt: skip
+                   opts, fn, feat, n_threads, j0, j1, work):  # fmt: skip
     """:func:`train_gemm` for batches ``j0 .. j1`` of the call, each phase cut into
     ``n_threads`` slices run on Numba's pool (``fn`` != 0).
 
@@ -409,7 +416,7 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
             if r > 0:
                 part[0, t], part[1, t] = rows_phase(
                     P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn, ws,
-                    db_parts[t], opts, t_step,
+                    db_parts[t], opts, t_step, feat,
                 )  # fmt: skip
         fold = fold_sgd and j < n_batches - 1
         lr = batch_lr(C, lrs, j)
@@ -417,7 +424,7 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
         for u in prange(nt):
             t = np.int64(u)
             part[2, t] = params_phase(
-                P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts
+                P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts, feat
             )
         loss = 0.0
         penalty = 0.0

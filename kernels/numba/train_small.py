@@ -175,7 +175,7 @@ def forward_columns(P, dims, acts, w_at, b_at, first, A, Dg, col_max, col_sum, n
             for i in range(n):
                 bias[i] = b
             if mode == 0:
-                scalar.act_forward(act, A, z, n, bias, slope)
+                scalar.act_forward(act, A, z, n, bias, slope, None)
             else:
                 forward_grad_unit(A, Dg, z, n, bias, act, slope, c, d_out, rate, key, thresholds[l])
         if act == SOFTMAX:
@@ -277,7 +277,7 @@ def backward_columns(P, G, dims, acts, w_at, b_at, first, A, dA, Dg, col_sum, n,
             slope = scalar.typed(lopt[l, 3], zero)
             for c in range(z_row, z_row + d_out):
                 # col_sum: a sink for the bias sums (layer_grads forms db)
-                scalar.act_backward(act, dA, A, A, c, n, col_sum, slope)
+                scalar.act_backward(act, dA, A, A, c, n, col_sum, slope, None)
         layer_grads(A, dA, G, x_row, z_row, d_in, d_out, w_at[l], b_at[l], n)
         if l > lowest:  # dA_l[f, :] = sum_c W[f, c] dZ[c, :]
             w_l = w_at[l]
