@@ -360,6 +360,8 @@ def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
         ops.run_prevalidated("train_batches", *args)
         used += [n for n, f in fakes.items() if f.calls > before[n]]
     assert used == ["numpy"] * k + ["numba"] * t + ["numba"] * 3
+    per_call = 1024 // 256  # batches per call, counted per backend for fastnn bench
+    assert ops.trained_batches() == {"numpy": k * per_call, "numba": (t + 3) * per_call}
     saved = json.loads(table.path.read_text())["entries"][key]
     assert saved["backend"] == "numba" and saved["source"] == "in use"
     assert saved["seconds"] == pytest.approx({"numpy": 2.0, "numba": 1.0})

@@ -43,6 +43,22 @@ def test_auto_target_uses_the_faster_backend_and_flags_noise():
     assert t["status"] == "FAIL" and not t["noise"]
 
 
+def test_auto_that_ran_the_best_backends_code_is_noise_and_says_so():
+    """auto 1.5x numba with spreads apart, but its timed batches all ran numba's
+    trainer (its info): the gap is the machine's -> FAIL (noise), and the note names
+    the code it ran.  Had it run numpy for some batches, the miss stands."""
+    times = {"numba": (0.30, 0.29, 0.31), "numpy": (0.5, 0.5, 0.5), "auto": (0.45, 0.44, 0.46)}
+    case = _case("epoch", "adam-b32", times, info={"auto": {"trained": {"numba": 1875}}})
+    t = _targets(case)["auto <= 1.05x best backend"]
+    assert t["status"] == "FAIL" and t["noise"] and t["same_code"]
+    assert "timed batches on numba 100%" in summary.notes_text(case.to_json(), "auto")
+    case = _case("epoch", "adam-b32", times,
+                 info={"auto": {"trained": {"numba": 1500, "numpy": 375}}})  # fmt: skip
+    t = _targets(case)["auto <= 1.05x best backend"]
+    assert t["status"] == "FAIL" and not t["noise"] and not t["same_code"]
+    assert "numba 80%, numpy 20%" in summary.notes_text(case.to_json(), "auto")
+
+
 def test_contention_target_and_missing_runner():
     case = _case("contention", "sgd-b256 hog", {"numba-1t": (0.28, 0.27, 0.29),
                                                 "numba": (0.30, 0.29, 0.33)})  # fmt: skip
@@ -278,6 +294,10 @@ def test_worker_protocol_times_each_run_request(monkeypatch):
     lines = stdout.getvalue().splitlines()
     assert lines[0] == "ready" and float(lines[1]) >= 0
     assert json.loads(lines[2]) == {"score": 0.5, "n_iter": 6}  # 4 + warm-up + run
+    # mark_timed, when the callable has one, runs once, after the warm-up calls
+    fit.mark_timed = lambda: calls.append("mark")
+    worker.serve({"runner": "y", "warmup": 2}, io.StringIO("run\nquit\n"), io.StringIO())
+    assert calls[6:] == ["fit", "fit", "mark", "fit"]
     monkeypatch.setattr(worker, "build", lambda spec: lambda: None)
     stdout = io.StringIO()
     worker.serve({"runner": "z"}, io.StringIO("info\n"), stdout)

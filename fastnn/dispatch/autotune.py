@@ -449,6 +449,12 @@ class AutoOps(CheckedOps):
         self._memo: dict[tuple, object] = {}
         self._watches: dict[tuple, tuple[str, TrainerWatch]] = {}
         self._built: set = set()  # dtypes whose numba trainers are built
+        self._trained: dict[str, int] = {}  # batches trained per backend
+
+    def trained_batches(self) -> dict[str, int]:
+        """How many batches ``train_batches`` trained on each backend since this object
+        was made (``fastnn bench`` reports which code ``auto`` ran in its timed epochs)."""
+        return dict(self._trained)
 
     def _candidates(self) -> list[str]:
         return [c for c in CANDIDATES if self.loader(c) is not None]
@@ -519,18 +525,24 @@ class AutoOps(CheckedOps):
         return found
 
     def _run_trainer(self, args, options):
+        n = _n_batches(args[5], args[6])
         if self._numba_trainers_building(args[3].dtype):
+            self._count("numpy", n)
             return self.loader("numpy").train_batches(*args, **options)
         key, watch = self._watch(args)
         backend = watch.backend_for_next_call()
         fn = self.loader(backend).train_batches
+        self._count(backend, n)
         if watch.settled:
             return fn(*args, **options)
         t0 = self.timer()
         out = fn(*args, **options)
-        if watch.record(backend, self.timer() - t0, _n_batches(args[5], args[6])):
+        if watch.record(backend, self.timer() - t0, n):
             self.table.put(key, watch.backend, watch.verdict(), source="in use")
         return out
+
+    def _count(self, backend: str, n: int) -> None:
+        self._trained[backend] = self._trained.get(backend, 0) + n
 
 
 def describe() -> str:

@@ -83,14 +83,19 @@ def ratios_text(case: dict, runner: str) -> str:
 
 
 def notes_text(case: dict, runner: str) -> str:
-    """What else the runner reported: test accuracy and epochs run (``info``), and a
-    rate in rows per second when the case's unit is a row."""
+    """What else the runner reported: test accuracy and epochs run (``info``), which
+    backends ``auto`` trained its timed batches on, and a rate in rows per second when
+    the case's unit is a row."""
     parts = []
     info = case.get("info", {}).get(runner, {})
     if "score" in info:
         parts.append(f"accuracy {info['score']:.4f}")
     if "n_iter" in info:
         parts.append(f"{info['n_iter']} epochs")
+    if info.get("trained"):
+        total = sum(info["trained"].values())
+        shares = sorted(info["trained"].items(), key=lambda kv: -kv[1])
+        parts.append("timed batches on " + ", ".join(f"{b} {n / total:.0%}" for b, n in shares))
     t = case["seconds"].get(runner)
     if case.get("params", {}).get("unit") == "row" and t:
         parts.append(f"{1 / t:,.0f} rows/s")

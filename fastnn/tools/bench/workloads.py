@@ -459,7 +459,29 @@ def epoch_call(
         # a new shuffling seed per epoch, as successive epochs of one fit would use
         return model.fit(X, y, batch_size=batch_size, epochs=1, verbose=0, seed=next(counter))
 
+    if runner == "auto":
+        epoch.mark_timed, epoch.info = trained_since_mark(model.backend)
     return epoch
+
+
+def trained_since_mark(backend: str):
+    """``(mark, info)`` for an ``auto`` runner: ``mark()`` when the timed calls begin;
+    ``info()`` -> ``{"trained": {backend: batches}}``, the batches each backend's
+    ``train_batches`` trained since then (which code ``auto`` ran while timed)."""
+    import fastnn
+
+    ops = fastnn.get_ops(backend)
+    start: dict[str, int] = {}
+
+    def mark() -> None:
+        start.clear()
+        start.update(ops.trained_batches())
+
+    def info() -> dict:
+        now = ops.trained_batches()
+        return {"trained": {b: n - start.get(b, 0) for b, n in now.items() if n > start.get(b, 0)}}
+
+    return mark, info
 
 
 def steady_auto(runner: str, dtype) -> None:
