@@ -288,12 +288,21 @@ def test_watch_tries_the_alternative_when_the_choice_is_slow_in_use():
     assert not watch.record("numba", 99.0, 10)  # settled: no more switching
 
 
-def test_watch_keeps_a_choice_that_holds_in_use():
+def test_watch_keeps_a_choice_that_holds_in_use_and_then_stops_watching():
+    """1.1 per batch, as probed: after the first call (uncounted) and 3 counted calls
+    the choice is confirmed and the watch settles, so a later slow stretch of the
+    machine (3.0 per batch) starts no trial in the middle of a user's training."""
     watch = autotune.TrainerWatch("numpy", {"numpy": 1.0, "numba": 1.2})
-    for _ in range(10):
-        watch.record("numpy", 11.0, 10)  # 1.1 per batch: as probed, within 1.25x
+    calls = autotune.SWITCH_CALLS + autotune.CONFIRM_CALLS
+    assert calls == 4
+    for _ in range(calls):
+        assert not watch.settled
+        watch.record("numpy", 11.0, 10)  # 1.1 per batch: within 1.25x of its probe
         assert watch.backend_for_next_call() == "numpy"
-    assert not watch.settled
+    assert watch.settled
+    for _ in range(5):
+        assert not watch.record("numpy", 30.0, 10)
+        assert watch.backend_for_next_call() == "numpy"
 
 
 def test_watch_tries_the_alternative_when_the_probe_overestimated_both():

@@ -89,6 +89,11 @@ TRIAL_PLAUSIBLE = 3.0
 #: in-use check runs but does not count: they pay the other pool's idle threads still
 #: spinning (NumPy's OpenBLAS beside Numba's pool on the same cores) and first touches.
 SWITCH_CALLS = 1
+#: Counted calls of the choice after which, no trial having started, the watch
+#: settles: the probe predicted the use, and a later drift of this shared machine
+#: (its speed varies by tens of percent from minute to minute) is no reason for a
+#: trial that would cost calls on the slower backend at an arbitrary time.
+CONFIRM_CALLS = REVISIT_AFTER + 1
 
 FORMAT_VERSION = 2
 
@@ -344,7 +349,8 @@ class TrainerWatch:
     margin, or by the probe's own ratio when the probe ranked the choice faster:
     :meth:`_needed`) is kept for good.  When every other candidate's record is
     :data:`TRIAL_PLAUSIBLE` times this choice's time in use, the watch settles at its
-    first check: no trial could pay, and calls are no longer timed.  At most one
+    first check: no trial could pay, and calls are no longer timed.  A choice that
+    holds over its first :data:`CONFIRM_CALLS` counted calls settles too.  At most one
     trial per watch: a choice that holds is never re-tried.  Deterministic: it only
     sees the times it is given.
     """
@@ -357,6 +363,7 @@ class TrainerWatch:
         self.settled = not any(b != backend for b in expected)
         self.previous: str | None = None  # backend of the last call
         self.uncounted = 0  # calls since the last change of backend, up to SWITCH_CALLS
+        self.confirmed = 0  # counted calls of the choice with no trial started
 
     def backend_for_next_call(self) -> str:
         return self.trial or self.backend
@@ -376,6 +383,9 @@ class TrainerWatch:
         )
         if self.trial is None:
             self._maybe_start_trial()
+            self.confirmed += 1
+            if self.trial is None and self.confirmed >= CONFIRM_CALLS:
+                self.settled = True
             return False
         return self._maybe_end_trial()
 

@@ -1,8 +1,9 @@
 """Cold start of ``auto``: numba's trainers build in the background while numpy trains.
 
 The fused numba trainers (:mod:`fastnn.kernels.numba.train`) hold every option of
-the contract in one specialization per dtype, and compiling them the first time
-on a machine takes minutes; Numba's on-disk cache then lets every later process
+the contract in a few specializations per dtype (the BLAS loops build twice: plain,
+and with the option paths), and compiling them the first time on a machine takes
+minutes; Numba's on-disk cache then lets every later process
 load them in a fraction of a second.  On that first use ``auto`` does not make the
 user wait for the compiler:
 

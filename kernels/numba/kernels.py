@@ -8,7 +8,9 @@ float64, as the reference does.  Kernels validate nothing: the API edge
 :mod:`.scalar`; these are the loops around them.
 
 Activations are passed as integer codes (:mod:`.codes`) so a single compiled
-kernel per dtype serves every activation.
+kernel per dtype serves every activation; the activation kernels take ``needs_z``
+(None, or True for a code in :data:`~.codes.NEEDS_Z`), so a net without those
+activations never compiles their branches.
 
 Public kernels (names are stable: :mod:`.ops` calls them, and other ``@njit`` code,
 such as the fused training loops, may):

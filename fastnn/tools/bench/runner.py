@@ -106,8 +106,8 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
 #: Untimed epochs before ``auto``'s samples: its trainer choice settles within its
 #: first calls (the probe, then at most one in-use trial of the other backend, each
 #: side's first call uncounted, see :class:`fastnn.dispatch.autotune.TrainerWatch`);
-#: the bench measures the steady state.
-AUTO_WARMUP_EPOCHS = 1 + autotune.REVISIT_AFTER + autotune.TRIAL_CALLS + 2 * autotune.SWITCH_CALLS
+#: the bench measures the steady state.  An epoch is at least one call.
+AUTO_WARMUP_EPOCHS = autotune.CONFIRM_CALLS + autotune.TRIAL_CALLS + 2 * autotune.SWITCH_CALLS
 
 #: Every regime ``fastnn bench`` knows, in the order they run.
 REGIMES: tuple[str, ...] = (
