@@ -376,6 +376,44 @@ def test_auto_switches_trainer_in_use_and_saves_it(table, clock):
     assert saved["seconds"] == pytest.approx({"numpy": 2.0, "numba": 1.0})
 
 
+@pytest.mark.parametrize("verified", [False, True])
+def test_a_probe_choice_is_tried_once_in_use_even_when_it_holds(verified):
+    """The case seen in a quick bench run: the probe misjudged numba (1.64 ms per batch;
+    1.0 in use) while numpy ran as probed (1.28 probed, 1.36 in use).  Nothing drifts, so
+    only a choice not yet checked on this machine (``verified=False``) runs the trial,
+    which finds numba; a verified one is kept without one."""
+    watch = autotune.TrainerWatch("numpy", {"numpy": 1.28, "numba": 1.64}, verified)
+    for _ in range(autotune.SWITCH_CALLS + autotune.REVISIT_AFTER):
+        watch.record("numpy", 13.6, 10)
+    if verified:
+        assert watch.backend_for_next_call() == "numpy"
+        watch.record("numpy", 13.6, 10)
+        assert watch.settled and watch.backend == "numpy"
+        return
+    assert watch.backend_for_next_call() == "numba"
+    for _ in range(autotune.SWITCH_CALLS + autotune.TRIAL_CALLS):
+        watch.record("numba", 10.0, 10)
+    assert watch.settled and watch.backend == "numba"
+
+
+def test_auto_verifies_a_probe_choice_once_per_machine(table, clock):
+    """The first process runs the trial and saves its verdict as ``in use``; a later
+    process (a new AutoOps on the same table) trusts it and runs no trial."""
+    args = _trainer_args(rows=1024)
+    fakes = {"numba": FakeTrainer("numba", clock, 1.0), "numpy": FakeTrainer("numpy", clock, 1.3)}
+    key = autotune.shape_key("train_batches", args)
+    table.put(key, "numba", {"numba": 1.0, "numpy": 1.3})  # a probe's entry
+    for expect_trial in (True, False):
+        ops = autotune.AutoOps("auto", fakes["numba"], table, timer=clock, loader=fakes.get)
+        before = fakes["numpy"].calls
+        for _ in range(12):
+            ops.run_prevalidated("train_batches", *args)
+        tried = fakes["numpy"].calls - before
+        assert tried == (autotune.SWITCH_CALLS + autotune.TRIAL_CALLS if expect_trial else 0)
+        saved = json.loads(table.path.read_text())["entries"][key]
+        assert saved["backend"] == "numba" and saved["source"] == "in use"
+
+
 def test_watch_does_not_try_an_implausible_alternative():
     """Tiny nets: in fit numba runs 0.5 per batch against a probe of 1.0 (the probe's
     short calls carry per-call costs), numpy was probed at 20: no trial."""

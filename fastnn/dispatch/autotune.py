@@ -353,10 +353,17 @@ class TrainerWatch:
     holds over its first :data:`CONFIRM_CALLS` counted calls settles too.  At most one
     trial per watch: a choice that holds is never re-tried.  Deterministic: it only
     sees the times it is given.
+
+    ``verified=False`` (a choice from a probe, not yet checked in use on this
+    machine): the trial runs at the first check whenever the alternative is
+    plausible.  The probe's short samples can misjudge one candidate while the
+    other's use matches its own record, which no drift check can see; one trial per
+    shape class and machine (its verdict is saved as ``in use``) settles it.
     """
 
-    def __init__(self, backend: str, expected: dict[str, float]):
+    def __init__(self, backend: str, expected: dict[str, float], verified: bool = True):
         self.backend = backend
+        self.verified = verified
         self.expected = dict(expected)
         self.recent: dict[str, collections.deque] = {}
         self.trial: str | None = None
@@ -408,7 +415,8 @@ class TrainerWatch:
         drift = current / own if own else 1.0
         unpredicted = max(drift, 1 / drift) > REVISIT_FACTOR
         plausible = others[alternative] < TRIAL_PLAUSIBLE * current  # else a trial only costs
-        if (unpredicted and plausible) or current > REVISIT_FACTOR * others[alternative]:
+        slower = current > REVISIT_FACTOR * others[alternative]
+        if (plausible and (unpredicted or not self.verified)) or slower:
             self.trial = alternative
         elif not plausible:
             # Far slower alternatives (tiny nets: numpy 20x): no drift of this choice
@@ -531,7 +539,8 @@ class AutoOps(CheckedOps):
             candidates = self._candidates()
             seconds = {b: t for b, t in seconds.items() if b in candidates}
             key = shape_key("train_batches", args)
-            found = self._watches[sig] = (key, TrainerWatch(backend, seconds))
+            verified = (self.table.entry(key) or {}).get("source") == "in use"
+            found = self._watches[sig] = (key, TrainerWatch(backend, seconds, verified))
         return found
 
     def _run_trainer(self, args, options):
