@@ -327,18 +327,34 @@ def test_watch_returns_when_the_trial_is_not_faster():
     assert watch.settled and watch.backend == "numpy"
 
 
-@pytest.mark.parametrize("trial_seconds, switched", [(2.0, False), (1.1, True)])
-def test_watch_overturns_a_clear_probe_only_on_evidence_as_strong(trial_seconds, switched):
+@pytest.mark.parametrize(
+    "trial_seconds, round2, switched",
+    [(2.0, (1.0, 2.0), False), (2.0, (2.5, 2.0), True), (1.1, None, True)],
+    ids=["drift-passes", "numpy-faster-twice", "strong"],
+)
+def test_watch_overturns_a_clear_probe_only_on_evidence_as_strong(trial_seconds, round2, switched):
     """The probe ranked numba 1.5x faster; in use numba ran 2.5 per batch (the machine
-    slowed: a trial starts).  numpy's trial at 2.0 (1.25x: within a drift of the whole
-    machine) does not overturn the probe; at 1.1 (2.3x) it does."""
+    slowed: a trial starts).  numpy's trial at 1.1 (2.3x) overturns the probe at once.
+    At 2.0 (1.25x: within a drift of the whole machine) a second round follows, after
+    as many calls of numba: if numba is back to 1.0 the probe stands; if numba runs 2.5
+    and numpy 2.0 again, two rounds agree and numpy is kept."""
     watch = autotune.TrainerWatch("numba", {"numba": 1.0, "numpy": 1.5})
     for _ in range(autotune.SWITCH_CALLS + autotune.REVISIT_AFTER):
         watch.record("numba", 2.5, 1)
     assert watch.backend_for_next_call() == "numpy"
     for _ in range(autotune.SWITCH_CALLS + autotune.TRIAL_CALLS):
         watch.record("numpy", trial_seconds, 1)
+    if round2 is not None:
+        assert not watch.settled
+        numba_seconds, numpy_seconds = round2
+        for _ in range(autotune.SWITCH_CALLS + autotune.REVISIT_AFTER):
+            assert watch.backend_for_next_call() == "numba"
+            watch.record("numba", numba_seconds, 1)
+        for _ in range(autotune.SWITCH_CALLS + autotune.TRIAL_CALLS):
+            assert watch.backend_for_next_call() == "numpy"
+            watch.record("numpy", numpy_seconds, 1)
     assert watch.settled and watch.backend == ("numpy" if switched else "numba")
+    assert len(watch.rounds) == (1 if round2 is None else autotune.TRIAL_ROUNDS)
 
 
 def test_watch_weights_calls_by_their_batches():

@@ -94,6 +94,11 @@ SWITCH_CALLS = 1
 #: (its speed varies by tens of percent from minute to minute) is no reason for a
 #: trial that would cost calls on the slower backend at an arbitrary time.
 CONFIRM_CALLS = REVISIT_AFTER + 1
+#: Rounds of a trial at most: a trial faster in use than the choice, but by less than
+#: the probe ranked them the other way, is run once more after as many calls of the
+#: choice, and overturns it only if every round agrees (one slow stretch of the
+#: machine, about 10 s here, cannot decide alone).
+TRIAL_ROUNDS = 2
 
 FORMAT_VERSION = 2
 
@@ -347,7 +352,8 @@ class TrainerWatch:
     the fastest other candidate's expected time, :meth:`backend_for_next_call` names
     that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
     margin, or by the probe's own ratio when the probe ranked the choice faster:
-    :meth:`_needed`) is kept for good.  When every other candidate's record is
+    :meth:`_needed`; a trial faster by the margin only runs a second round,
+    :data:`TRIAL_ROUNDS`) is kept for good.  When every other candidate's record is
     :data:`TRIAL_PLAUSIBLE` times this choice's time in use, the watch settles at its
     first check: no trial could pay, and calls are no longer timed.  A choice that
     holds over its first :data:`CONFIRM_CALLS` counted calls settles too.  At most one
@@ -371,6 +377,8 @@ class TrainerWatch:
         self.previous: str | None = None  # backend of the last call
         self.uncounted = 0  # calls since the last change of backend, up to SWITCH_CALLS
         self.confirmed = 0  # counted calls of the choice with no trial started
+        self.rounds: list[float] = []  # trial / choice time per batch, per trial round
+        self.retry: str | None = None  # the trial to run again after the choice's calls
 
     def backend_for_next_call(self) -> str:
         return self.trial or self.backend
@@ -389,8 +397,12 @@ class TrainerWatch:
             (seconds, n_batches)
         )
         if self.trial is None:
-            self._maybe_start_trial()
             self.confirmed += 1
+            if self.retry is not None:  # between two rounds of a trial
+                if self.confirmed >= REVISIT_AFTER:
+                    self.trial, self.retry = self.retry, None
+                return False
+            self._maybe_start_trial()
             if self.trial is None and self.confirmed >= CONFIRM_CALLS:
                 self.settled = True
             return False
@@ -427,8 +439,13 @@ class TrainerWatch:
         tried = self._in_use(self.trial, TRIAL_CALLS)
         if tried is None:
             return False
-        current = self._in_use(self.backend, REVISIT_AFTER)
-        if tried < self._needed() * current:
+        ratio = tried / self._in_use(self.backend, REVISIT_AFTER)
+        self.rounds.append(ratio)
+        if MARGIN > ratio >= self._needed() and len(self.rounds) < TRIAL_ROUNDS:
+            self.recent[self.trial].clear()  # the next round is judged on its own calls
+            self.retry, self.trial, self.confirmed = self.trial, None, 0
+            return False
+        if all(r < MARGIN for r in self.rounds):
             self.backend = self.trial
         self.trial, self.settled = None, True
         return True

@@ -107,7 +107,11 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
 #: first calls (the probe, then at most one in-use trial of the other backend, each
 #: side's first call uncounted, see :class:`fastnn.dispatch.autotune.TrainerWatch`);
 #: the bench measures the steady state.  An epoch is at least one call.
-AUTO_WARMUP_EPOCHS = autotune.CONFIRM_CALLS + autotune.TRIAL_CALLS + 2 * autotune.SWITCH_CALLS
+AUTO_WARMUP_EPOCHS = (
+    autotune.SWITCH_CALLS + autotune.CONFIRM_CALLS
+    + autotune.TRIAL_ROUNDS * (autotune.SWITCH_CALLS + autotune.TRIAL_CALLS)
+    + (autotune.TRIAL_ROUNDS - 1) * (autotune.SWITCH_CALLS + autotune.REVISIT_AFTER)
+)  # fmt: skip
 
 #: Every regime ``fastnn bench`` knows, in the order they run.
 REGIMES: tuple[str, ...] = (
