@@ -90,14 +90,14 @@ TRIAL_PLAUSIBLE = 3.0
 #: spinning (NumPy's OpenBLAS beside Numba's pool on the same cores) and first touches.
 SWITCH_CALLS = 1
 #: Counted calls of the choice after which, no trial having started, the watch
-#: settles: the probe predicted the use, and a later drift of this shared machine
-#: (its speed varies by tens of percent from minute to minute) is no reason for a
-#: trial that would cost calls on the slower backend at an arbitrary time.
+#: settles: the probe predicted the use, and a later drift of a shared machine's
+#: speed is no reason for a trial that would cost calls on the slower backend at an
+#: arbitrary time.
 CONFIRM_CALLS = REVISIT_AFTER + 1
 #: Rounds of a trial at most: a trial faster in use than the choice, but by less than
 #: the probe ranked them the other way, is run once more after as many calls of the
-#: choice, and overturns it only if every round agrees (one slow stretch of the
-#: machine, about 10 s here, cannot decide alone).
+#: choice, and overturns it only if every round agrees (one slow stretch of a
+#: shared machine cannot decide alone).
 TRIAL_ROUNDS = 2
 
 FORMAT_VERSION = 2

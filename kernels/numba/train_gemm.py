@@ -356,8 +356,8 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
     * ``opts``: the per-call options (:func:`~.layout.options`);
     * ``fn``: address of NumPy's ``cblas_?gemm`` for P's dtype, or 0 (``np.dot``);
     * ``feat``: None for a plain call (no layer keeps its derivative or is dropped, no
-      penalty, no sample weight): those paths are then pruned before typing, so the
-      specialization a plain model compiles is about a third smaller.  Else True.
+      penalty, no sample weight): those paths are then pruned before typing, so a
+      plain model compiles a smaller specialization.  Else True.
     """
     epoch_size, lrs = opts[0], opts[1]
     ws, G, db_parts = call_workspace(P, dims, batch_size, opts, 1)
