@@ -431,7 +431,7 @@ class TrainerWatch:
         if (plausible and (unpredicted or not self.verified)) or slower:
             self.trial = alternative
         elif not plausible:
-            # Far slower alternatives (tiny nets: numpy 20x): no drift of this choice
+            # Far slower alternatives (numpy on tiny nets): no drift of this choice
             # short of many times its time would make a trial pay; stop timing calls.
             self.settled = True
 
