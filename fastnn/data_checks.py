@@ -40,15 +40,21 @@ def check_some_samples(arr: np.ndarray) -> None:
 def check_finite(name: str, A: np.ndarray) -> None:
     """Raise if float array ``A`` holds NaN or infinity.
 
-    Screened by one sum (a read of ``A`` with no temporary array, about half the
-    cost of ``np.isfinite(A).all()``): NaN and inf propagate through a sum, so a
-    finite sum proves every element finite.  A non-finite sum -- a bad value, or
-    finite values whose sum overflows -- gets the exact elementwise check.
+    Screened by sums, which need no temporary of ``A``'s size: NaN and inf propagate
+    through a sum, so finite sums prove every element finite.  A 2-D ``A`` is summed
+    by rows with a matrix-vector product (BLAS reads ``A`` once, on its threads:
+    ``fit`` runs this on the whole training set every call); other shapes by one
+    sum.  A non-finite sum -- a bad value, or finite values whose sum overflows --
+    gets the exact elementwise check.
     """
-    if A.dtype.kind != "f":
+    if A.dtype.kind != "f" or A.size == 0:
         return
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(A, axis=None)):
+        if A.ndim == 2:
+            sums = A @ np.ones(A.shape[1], A.dtype)
+        else:
+            sums = np.add.reduce(A, axis=None)
+        if np.isfinite(sums).all():
             return
     if not np.isfinite(A).all():
         if np.isnan(A).any():

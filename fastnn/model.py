@@ -74,7 +74,7 @@ FUSED_ROWS = 1 << 20
 LARGE_INPUT = 1e4
 
 #: Rows (evenly spaced) the unscaled-input warning looks at.
-SCALE_SAMPLE_ROWS = 4096
+SCALE_SAMPLE_ROWS = 1024
 
 #: The ``python`` backend's speed on dense layers (multiply-adds per second, order of
 #: magnitude): it is the loop-by-loop reference.  A call estimated above

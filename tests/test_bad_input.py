@@ -328,3 +328,19 @@ def test_finite_check_is_exact_when_the_sum_overflows(dtype, bad):
     match = "contains NaN" if np.isnan(bad) else "contains infinity"
     with pytest.raises(ValueError, match=match):
         data_checks.check_finite("X", A)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(7,), (300, 5), (1, 1), (2, 3, 4)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_finite_check_finds_one_bad_value_anywhere(dtype, shape, order):
+    """Every element reaches the screening sums (row sums for 2-D, one sum otherwise)."""
+    from fastnn import data_checks
+
+    rng = np.random.default_rng(7)
+    for flat in rng.choice(np.prod(shape), size=min(5, np.prod(shape)), replace=False):
+        for bad, match in ((np.nan, "contains NaN"), (-np.inf, "contains infinity")):
+            A = np.asarray(rng.random(shape), dtype=dtype, order=order)
+            A[np.unravel_index(flat, shape)] = bad
+            with pytest.raises(ValueError, match=match):
+                data_checks.check_finite("X", A)
