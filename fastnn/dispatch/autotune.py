@@ -99,6 +99,12 @@ CONFIRM_CALLS = REVISIT_AFTER + 1
 #: choice, and overturns it only if every round agrees (one slow stretch of a
 #: shared machine cannot decide alone).
 TRIAL_ROUNDS = 2
+#: Other processes' load on our cores (in cores, averaged over the watch's counted
+#: calls) at or above which an in-use verdict is not saved: it holds for this
+#: process, and the next one checks again.  Times taken beside a busy core (the numba
+#: trainer then runs one thread) say nothing about the machine's usual speeds, and a
+#: saved verdict is trusted by every later process.
+LOADED_CORES = 0.5
 
 FORMAT_VERSION = 2
 
@@ -365,6 +371,10 @@ class TrainerWatch:
     plausible.  The probe's short samples can misjudge one candidate while the
     other's use matches its own record, which no drift check can see; one trial per
     shape class and machine (its verdict is saved as ``in use``) settles it.
+
+    :meth:`record` may also get the CPU seconds other processes took on our cores
+    during the call; :attr:`loaded` says whether, over the counted calls, they kept
+    :data:`LOADED_CORES` busy (the verdict is then not saved, see :class:`AutoOps`).
     """
 
     def __init__(self, backend: str, expected: dict[str, float], verified: bool = True):
@@ -379,12 +389,21 @@ class TrainerWatch:
         self.confirmed = 0  # counted calls of the choice with no trial started
         self.rounds: list[float] = []  # trial / choice time per batch, per trial round
         self.retry: str | None = None  # the trial to run again after the choice's calls
+        self.others = 0.0  # CPU seconds of other processes during the counted calls
+        self.counted = 0.0  # wall seconds of the counted calls
 
     def backend_for_next_call(self) -> str:
         return self.trial or self.backend
 
-    def record(self, backend: str, seconds: float, n_batches: int) -> bool:
-        """Record one call; True when this call settled the choice (see :meth:`verdict`)."""
+    @property
+    def loaded(self) -> bool:
+        """Other processes kept :data:`LOADED_CORES` of our cores busy during the
+        counted calls, on average."""
+        return self.counted > 0 and self.others >= LOADED_CORES * self.counted
+
+    def record(self, backend: str, seconds: float, n_batches: int, others: float = 0.0) -> bool:
+        """Record one call (``others``: CPU seconds other processes took on our cores
+        meanwhile); True when this call settled the choice (see :meth:`verdict`)."""
         if self.settled or n_batches <= 0:
             return False
         if backend != self.previous:
@@ -392,6 +411,8 @@ class TrainerWatch:
         if self.uncounted < SWITCH_CALLS:
             self.uncounted += 1
             return False
+        self.others += others
+        self.counted += seconds
         window = max(REVISIT_AFTER, TRIAL_CALLS)
         self.recent.setdefault(backend, collections.deque(maxlen=window)).append(
             (seconds, n_batches)
@@ -471,15 +492,19 @@ class TrainerWatch:
 class AutoOps(CheckedOps):
     """Validating ops whose backend is chosen per call from the measured table.
 
-    ``timer`` (the clock of the in-use check) and ``loader`` (backend name ->
-    backend object) can be replaced, e.g. by tests.
+    ``timer`` (the clock of the in-use check), ``meter`` (cumulative CPU seconds of
+    other processes on our cores, :class:`~fastnn.kernels.cpuload.LoadMeter`; read
+    only while a choice is checked in use) and ``loader`` (backend name -> backend
+    object) can be replaced, e.g. by tests.
     """
 
     def __init__(self, name, impl, table: Table | None = None, *,
-                 timer: Callable[[], float] = time.perf_counter, loader=None):  # fmt: skip
+                 timer: Callable[[], float] = time.perf_counter, meter=None,
+                 loader=None):  # fmt: skip
         super().__init__(name, impl)
         self.table = table or _table
         self.timer = timer
+        self._meter = meter
         self.loader = loader or registry.load_backend
         self._memo: dict[tuple, object] = {}
         self._watches: dict[tuple, tuple[str, TrainerWatch]] = {}
@@ -571,11 +596,24 @@ class AutoOps(CheckedOps):
         self._count(backend, n)
         if watch.settled:
             return fn(*args, **options)
-        t0 = self.timer()
+        meter = self.load_meter()
+        t0, c0 = self.timer(), meter()
         out = fn(*args, **options)
-        if watch.record(backend, self.timer() - t0, n):
+        seconds, others = self.timer() - t0, meter() - c0
+        if watch.record(backend, seconds, n, others) and not watch.loaded:
+            # A verdict timed beside a busy core holds for this process only.
             self.table.put(key, watch.backend, watch.verdict(), source="in use")
         return out
+
+    def load_meter(self) -> Callable[[], float]:
+        """The other processes' CPU-time counter (made on first use; a constant where
+        the OS does not tell: every verdict is then saved)."""
+        if self._meter is None:
+            from fastnn.kernels.cpuload import LoadMeter
+
+            found = LoadMeter()
+            self._meter = found if found.available else (lambda: 0.0)
+        return self._meter
 
     def _count(self, backend: str, n: int) -> None:
         self._trained[backend] = self._trained.get(backend, 0) + n
