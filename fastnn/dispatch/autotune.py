@@ -359,7 +359,9 @@ class TrainerWatch:
     that candidate for :data:`TRIAL_CALLS` calls; then the faster in use (by the
     margin, or by the probe's own ratio when the probe ranked the choice faster:
     :meth:`_needed`; a trial faster by the margin only runs a second round,
-    :data:`TRIAL_ROUNDS`) is kept for good.  When every other candidate's record is
+    :data:`TRIAL_ROUNDS`, and must then win every round: by the margin against a
+    probe's choice, by :meth:`_needed` against one already verified in use) is kept
+    for good.  When every other candidate's record is
     :data:`TRIAL_PLAUSIBLE` times this choice's time in use, the watch settles at its
     first check: no trial could pay, and calls are no longer timed.  A choice that
     holds over its first :data:`CONFIRM_CALLS` counted calls settles too.  At most one
@@ -466,7 +468,10 @@ class TrainerWatch:
             self.recent[self.trial].clear()  # the next round is judged on its own calls
             self.retry, self.trial, self.confirmed = self.trial, None, 0
             return False
-        if all(r < MARGIN for r in self.rounds):
+        # A choice already verified in use on this machine yields only to evidence as
+        # strong as its own record in every round; a probe's, to the margin.
+        needed = self._needed() if self.verified else MARGIN
+        if all(r < needed for r in self.rounds):
             self.backend = self.trial
         self.trial, self.settled = None, True
         return True
