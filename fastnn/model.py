@@ -864,7 +864,7 @@ class Sequential:
         self.stop_training = False
         return EpochLoop(
             self, trainer, cbs, history, progress, self._epoch_logs(ops, run, counted, extra),
-            np.random.default_rng(run.seed), epochs=run.epochs, first_epoch=run.initial_epoch,
+            run.seed, epochs=run.epochs, first_epoch=run.initial_epoch,
             shuffle=run.shuffle, fuse=fuse, counted_names=counted,
         )  # fmt: skip
 

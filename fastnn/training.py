@@ -24,6 +24,7 @@ always run between epochs.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -343,10 +344,10 @@ class EpochLoop:
     ``History``; ``model`` is read for ``stop_training`` only.
     """
 
-    def __init__(self, model, trainer, callbacks, history, progress, logs_for, rng, *,
+    def __init__(self, model, trainer, callbacks, history, progress, logs_for, seed, *,
                  epochs, first_epoch=0, shuffle, fuse, counted_names):  # fmt: skip
         self.model, self.trainer, self.callbacks, self.history = model, trainer, callbacks, history
-        self.progress, self.logs_for, self.rng = progress, logs_for, rng
+        self.progress, self.logs_for, self.seed = progress, logs_for, seed
         self.epochs, self.first_epoch = epochs, first_epoch
         self.shuffle, self.fuse = shuffle, fuse
         self.counted = counted_names
@@ -372,6 +373,12 @@ class EpochLoop:
             raise
         for cb in self.callbacks:
             cb.on_train_end()
+
+    @functools.cached_property
+    def rng(self) -> np.random.Generator:
+        """The shuffling stream, ``default_rng(seed)``: made on first use (making one
+        costs more than a tiny net's whole fit call with ``shuffle=False``)."""
+        return np.random.default_rng(self.seed)
 
     def _order(self, N):
         return self.rng.permutation(N) if self.shuffle else np.arange(N)

@@ -10,6 +10,7 @@ global generator, as Keras does.
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 
 import numpy as np
@@ -35,4 +36,4 @@ def next_seed() -> int:
     with _lock:
         if _source is not None:
             return int(_source.integers(0, 2**63 - 1))
-    return int(np.random.SeedSequence().entropy % (2**63))
+    return secrets.randbits(63)  # OS entropy, as SeedSequence() draws, without its set-up
