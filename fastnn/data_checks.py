@@ -37,35 +37,40 @@ def check_some_samples(arr: np.ndarray) -> None:
         )
 
 
-#: Elements from which :func:`check_finite` screens a 2-D array by row sums (a BLAS
+#: Elements from which :func:`all_finite` screens a 2-D array by row sums (a BLAS
 #: matrix-vector product) instead of one sum.
 ROW_SUM_MIN_SIZE = 1 << 16
 
 
-def check_finite(name: str, A: np.ndarray) -> None:
-    """Raise if float array ``A`` holds NaN or infinity.
+def all_finite(A: np.ndarray) -> bool:
+    """Whether every element of float array ``A`` is finite.
 
     Screened by sums, which need no temporary of ``A``'s size: NaN and inf propagate
     through a sum, so finite sums prove every element finite.  A large 2-D ``A`` is
     summed by rows with a matrix-vector product (BLAS reads ``A`` once, on its
-    threads: ``fit`` runs this on the whole training set every call); other arrays by
-    one sum (cheaper where the product's set-up would dominate).  A non-finite sum --
-    a bad value, or finite values whose sum overflows -- gets the exact elementwise
+    threads: ``fit`` checks the whole training set every call); other arrays by one
+    sum (cheaper where the product's set-up would dominate).  A non-finite sum -- a
+    bad value, or finite values whose sum overflows -- gets the exact elementwise
     check.
     """
-    if A.dtype.kind != "f" or A.size == 0:
-        return
+    if A.size == 0:
+        return True
     with np.errstate(over="ignore", invalid="ignore"):
         if A.ndim == 2 and A.size >= ROW_SUM_MIN_SIZE:
-            finite = np.isfinite(A @ np.ones(A.shape[1], A.dtype)).all()
-        else:  # a scalar's isfinite, without .all() (a reduction's set-up on tiny inputs)
-            finite = np.isfinite(np.add.reduce(A, axis=None))
-        if finite:
-            return
-    if not np.isfinite(A).all():
-        if np.isnan(A).any():
-            raise ValueError(f"Input {name} contains NaN.")
-        raise ValueError(f"Input {name} contains infinity or a value too large for {A.dtype!r}.")
+            if np.isfinite(A @ np.ones(A.shape[1], A.dtype)).all():
+                return True
+        elif np.isfinite(np.add.reduce(A, axis=None)):  # no .all(): a scalar
+            return True
+    return bool(np.isfinite(A).all())
+
+
+def check_finite(name: str, A: np.ndarray) -> None:
+    """Raise if float array ``A`` holds NaN or infinity (see :func:`all_finite`)."""
+    if A.dtype.kind != "f" or all_finite(A):
+        return
+    if np.isnan(A).any():
+        raise ValueError(f"Input {name} contains NaN.")
+    raise ValueError(f"Input {name} contains infinity or a value too large for {A.dtype!r}.")
 
 
 def _cast_finite(name: str, arr: np.ndarray, dtype) -> np.ndarray:

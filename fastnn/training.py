@@ -33,6 +33,7 @@ import numpy as np
 
 from fastnn.kernels.contract import HYPER_REQUIRED
 
+from . import data_checks
 from .layers import Dense, Dropout
 
 
@@ -235,7 +236,7 @@ class Trainer:
         bad = np.flatnonzero(~np.isfinite(losses_))
         if bad.size:
             first = int(bad[0])
-        elif not all(np.isfinite(P).all() for P in self.params):
+        elif not all(data_checks.all_finite(P) for P in self.params):
             first = n  # the last update left non-finite weights
         else:
             return losses_, correct

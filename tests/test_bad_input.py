@@ -345,6 +345,8 @@ def test_finite_check_finds_one_bad_value_anywhere(dtype, shape, order):
     for flat in rng.choice(np.prod(shape), size=min(5, np.prod(shape)), replace=False):
         for bad, match in ((np.nan, "contains NaN"), (-np.inf, "contains infinity")):
             A = np.asarray(rng.random(shape), dtype=dtype, order=order)
+            assert data_checks.all_finite(A)
             A[np.unravel_index(flat, shape)] = bad
+            assert not data_checks.all_finite(A)
             with pytest.raises(ValueError, match=match):
                 data_checks.check_finite("X", A)

@@ -118,8 +118,10 @@ def compile_trainers(dtype) -> None:
 
 
 def _readonly(A, dtype):
-    """``A`` as a contiguous read-only array of ``dtype`` (a view when it already is one):
+    """``A`` as a contiguous read-only array of ``dtype`` (itself when it already is one):
     every call passes the same array type, so one compiled specialization serves all."""
+    if not A.flags.writeable and A.flags.c_contiguous and A.dtype == dtype:
+        return A  # already one (the cached arrays of this module): no view to make
     A = np.ascontiguousarray(A, dtype).view()
     A.flags.writeable = False
     return A
