@@ -47,7 +47,9 @@ def one_run(rows: int, tiny_steps: int) -> dict:
         calls["numba-again"] = bench.tiny_call("numba", net, tiny_steps)
         for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):
             calls["auto"]()
-        out[net.name] = bench.measure_alternating(calls, 3, 0.02, units=tiny_steps)
+        out[net.name] = bench.measure_alternating(
+            calls, 3, 0.02, units=tiny_steps, settle=bench.TINY_SETTLE_S
+        )
     choices = {k.split("|")[2]: v["backend"] for k, v in autotune.entries().items()
                if k.startswith("train_batches")}  # fmt: skip
     return {"cases": out, "train_batches": choices}

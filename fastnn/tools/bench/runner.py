@@ -84,6 +84,7 @@ from .workloads import (  # noqa: F401 - re-exported: benchmarks/ import them fr
     REGULARIZED_DROPOUT,
     REGULARIZED_L2,
     TINY_NETS,
+    TINY_SETTLE_S,
     TINY_STEPS,
     TORCH_THREADS,
     TinyNet,
@@ -502,7 +503,7 @@ def run_tiny(quick: bool, log=print) -> list[Case]:
             r: (lambda r=r, net=net: tiny_call(r, net, steps))
             for r in ("numba", "numpy", "auto", "torch")
         }
-        _run_case(case, builders, repeats=3, min_time=0.02, units=steps)
+        _run_case(case, builders, repeats=3, min_time=0.02, units=steps, settle=TINY_SETTLE_S)
         cases.append(case)
         _log_case(log, case)
     return cases

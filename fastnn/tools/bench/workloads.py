@@ -50,6 +50,12 @@ MLP_LAYERS: tuple[int, ...] = (784, 256, 10)
 EPOCH_CASES: tuple[tuple[str, str, int], ...] = (("sgd-b256", "sgd", 256), ("adam-b32", "adam", 32))
 #: Idle seconds before each timed epoch (see :func:`measure_alternating`).
 EPOCH_SETTLE_S = 0.3
+#: Idle seconds before each timed sample of the tiny nets: the numpy and torch runners
+#: leave their libraries' pool threads spinning after a sample, and without a gap the
+#: next runner's sample pays for them (a numba runner placed where auto is in the
+#: rounds measured 1.02-1.15x another numba runner; with this gap, as much above 1
+#: as below).
+TINY_SETTLE_S = 0.15
 #: Samples per epoch in ``--quick`` mode (full mode uses all 60,000).
 QUICK_EPOCH_SAMPLES = 4096
 
