@@ -377,8 +377,8 @@ class EpochLoop:
 
     @functools.cached_property
     def rng(self) -> np.random.Generator:
-        """The shuffling stream, ``default_rng(seed)``: made on first use (making one
-        costs more than a tiny net's whole fit call with ``shuffle=False``)."""
+        """The shuffling stream, ``default_rng(seed)``, made on first use: a fit
+        without shuffling (tiny nets, called thousands of times) never pays for one."""
         return np.random.default_rng(self.seed)
 
     def _order(self, N):

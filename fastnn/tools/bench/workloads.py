@@ -52,9 +52,8 @@ EPOCH_CASES: tuple[tuple[str, str, int], ...] = (("sgd-b256", "sgd", 256), ("ada
 EPOCH_SETTLE_S = 0.3
 #: Idle seconds before each timed sample of the tiny nets: the numpy and torch runners
 #: leave their libraries' pool threads spinning after a sample, and without a gap the
-#: next runner's sample pays for them (a numba runner placed where auto is in the
-#: rounds measured 1.02-1.15x another numba runner; with this gap, as much above 1
-#: as below).
+#: next runner's sample pays for them (so a runner's place in the rounds, not its
+#: code, would show in its time).
 TINY_SETTLE_S = 0.15
 #: Samples per epoch in ``--quick`` mode (full mode uses all 60,000).
 QUICK_EPOCH_SAMPLES = 4096
