@@ -4,6 +4,8 @@
 * :mod:`fastnn.kernels.python` -- plain loops, the readable reference.
 * :mod:`fastnn.kernels.numpy` -- vectorized NumPy.
 * :mod:`fastnn.kernels.numba` -- ``@njit`` kernels (imported only when requested).
+* :mod:`fastnn.kernels.cpuload` -- other processes' CPU load on our cores (the numba
+  trainer's thread governor and ``auto``'s in-use check read it).
 
 Backend modules are imported lazily by :mod:`fastnn.dispatch`, so importing
 this package never imports or compiles Numba code.
