@@ -471,6 +471,7 @@ class Ops(abc.ABC):
         train = [True] * (2 * L) if trainable is None else [bool(f) for f in trainable]
         opts = _LayerOptions(L, penalties, dropout, negative_slopes, train)
         hyper = complete_hyper(optimizer, hyper)
+        update = _Updater(self, optimizer, hyper, dtype)
         for j, (start, stop) in enumerate(bounds):
             rows = order[start:stop]
             t = step + j + 1
@@ -487,10 +488,10 @@ class Ops(abc.ABC):
                         Ws[l], grads[2 * l], float(pair[0]), float(pair[1]), scale
                     )
             losses[j] = value
-            lr = hyper[0] if lrs is None else lrs[j]
+            lr = dtype(hyper[0] if lrs is None else lrs[j])
             for p, param in enumerate(params):
                 if train[p]:
-                    _update(self, optimizer, param, grads[p], state[p], t, lr, hyper, dtype)
+                    update(param, grads[p], state[p], t, lr)
         return losses, correct
 
     def __repr__(self) -> str:
@@ -507,6 +508,7 @@ class _LayerOptions:
         self.rates = [float(r or 0.0) if l < L - 1 else 0.0 for l, r in enumerate(rates)]
         slopes = [None] * L if negative_slopes is None else list(negative_slopes)
         self.slopes = [LEAKY_RELU_SLOPE if s is None else float(s) for s in slopes]
+        self.slope_kw = [{"negative_slope": s} for s in self.slopes]
         # Lowest layer whose parameters train: backpropagation stops there.
         trains = [train[2 * l] or train[2 * l + 1] for l in range(L)]
         self.lowest = trains.index(True) if any(trains) else L
@@ -519,7 +521,7 @@ def _forward(ops, Ws, bs, activations, X_rows, opts, seed, t):
     Zs, Ys, masks = [], [], []
     for l in range(len(Ws)):
         act = activations[l]
-        Z, Y = ops.dense_forward(A[l], Ws[l], bs[l], act, **_slope(act, opts.slopes[l]))
+        Z, Y = ops.dense_forward(A[l], Ws[l], bs[l], act, **_slope(act, opts.slope_kw[l]))
         Zs.append(Z)
         Ys.append(Y)
         M = None
@@ -541,9 +543,12 @@ def _head_loss(ops, head, out, Tb, wb):
     return ops.loss(head, out, Tb, **kw)
 
 
-def _slope(activation, slope):
+_NO_OPTIONS: dict = {}
+
+
+def _slope(activation, slope_kw):
     """``negative_slope`` keyword for the dense ops: only ``leaky_relu`` reads it."""
-    return {"negative_slope": slope} if activation == "leaky_relu" else {}
+    return slope_kw if activation == "leaky_relu" else _NO_OPTIONS
 
 
 def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts):
@@ -555,30 +560,39 @@ def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts):
             dY = dY * masks[l]  # through Y_l * M_l
         dY, grads[2 * l], grads[2 * l + 1] = ops.dense_backward(
             dY, A[l], Ws[l], Zs[l], Ys[l], activations[l],
-            need_dX=l > opts.lowest, **_slope(activations[l], opts.slopes[l]),
+            need_dX=l > opts.lowest, **_slope(activations[l], opts.slope_kw[l]),
         )  # fmt: skip
     return grads
 
 
-def _update(ops, optimizer, param, grad, S, t, lr, hyper, dtype):
-    """One parameter's optimizer step (``hyper`` complete, ``lr`` this batch's).  Options
-    are passed only when set, as in :func:`_head_loss`."""
-    if optimizer == "sgd":
-        _, momentum, nesterov, wd = hyper
-        kw = _options(nesterov=bool(nesterov), weight_decay=dtype(wd))
-        ops.sgd_update(param, grad, S[0], dtype(lr), dtype(momentum), **kw)
-    elif optimizer == "adam":
-        _, beta1, beta2, eps, wd, eps_outside = hyper
-        kw = _options(weight_decay=dtype(wd), eps_outside=bool(eps_outside))
-        ops.adam_update(
-            param, grad, S[0], S[1], t, dtype(lr), dtype(beta1), dtype(beta2), dtype(eps), **kw
-        )
-    else:
-        _, rho, momentum, eps, wd = hyper
-        ops.rmsprop_update(
-            param, grad, S[0], S[1], dtype(lr), dtype(rho), dtype(momentum), dtype(eps),
-            **_options(weight_decay=dtype(wd)),
-        )  # fmt: skip
+class _Updater:
+    """One parameter's optimizer step, ``update(param, grad, S, t, lr)`` (``lr`` this
+    batch's, in the dtype): the hyper-parameters (complete) are cast and the keyword
+    options built once per call, not per parameter and batch.  Options are passed
+    only when set, as in :func:`_head_loss`."""
+
+    def __init__(self, ops, optimizer, hyper, dtype):
+        self.ops, self.optimizer = ops, optimizer
+        if optimizer == "sgd":
+            _, momentum, nesterov, wd = hyper
+            self.args = (dtype(momentum),)
+            self.kw = _options(nesterov=bool(nesterov), weight_decay=dtype(wd))
+        elif optimizer == "adam":
+            _, beta1, beta2, eps, wd, eps_outside = hyper
+            self.args = (dtype(beta1), dtype(beta2), dtype(eps))
+            self.kw = _options(weight_decay=dtype(wd), eps_outside=bool(eps_outside))
+        else:
+            _, rho, momentum, eps, wd = hyper
+            self.args = (dtype(rho), dtype(momentum), dtype(eps))
+            self.kw = _options(weight_decay=dtype(wd))
+
+    def __call__(self, param, grad, S, t, lr):
+        if self.optimizer == "sgd":
+            self.ops.sgd_update(param, grad, S[0], lr, *self.args, **self.kw)
+        elif self.optimizer == "adam":
+            self.ops.adam_update(param, grad, S[0], S[1], t, lr, *self.args, **self.kw)
+        else:
+            self.ops.rmsprop_update(param, grad, S[0], S[1], lr, *self.args, **self.kw)
 
 
 def _options(**kw):
@@ -589,8 +603,8 @@ def _options(**kw):
 def count_correct(out, T, head) -> int:
     """Correct predictions in one batch, as :meth:`Ops.train_batches` defines them."""
     if head == "softmax_cross_entropy":
-        return int(np.sum(np.argmax(out, axis=1) == T))
+        return np.count_nonzero(np.argmax(out, axis=1) == T)
     if out.shape[1] > 1:
-        return int(np.sum(np.argmax(out, axis=1) == np.argmax(T, axis=1)))
+        return np.count_nonzero(np.argmax(out, axis=1) == np.argmax(T, axis=1))
     threshold = 0.0 if head == "sigmoid_cross_entropy" else 0.5
-    return int(np.sum((out[:, 0] > threshold) == (T[:, 0] > 0.5)))
+    return np.count_nonzero((out[:, 0] > threshold) == (T[:, 0] > 0.5))
