@@ -81,6 +81,12 @@ OP_NAMES: tuple[str, ...] = (
     "train_batches",
 )
 
+#: Steps of the default :meth:`Ops.train_batches` that a backend may override to
+#: run them faster with the same numbers (within the dtype's tolerance).  Not ops:
+#: the dispatcher never routes or checks them; only a backend's own
+#: ``train_batches`` calls them.
+COMPOSITION_HOOKS: tuple[str, ...] = ("dense_backward_sgd",)
+
 #: Ops added by issue 10 (abstract, as every op but ``train_batches``).
 NEW_OPS: tuple[str, ...] = ("rmsprop_update", "penalty", "dropout_mask")
 
@@ -113,6 +119,12 @@ def complete_hyper(optimizer: str, hyper) -> tuple:
     ``OPTIMIZERS[optimizer][1]``)."""
     n = len(OPTIMIZERS[optimizer][1])
     return tuple(hyper) + (0,) * (n - len(hyper))
+
+
+def plain_sgd(optimizer: str, hyper) -> bool:
+    """SGD without momentum, Nesterov or weight decay (``hyper`` complete): its step
+    ``W -= lr dW`` keeps no state and may fold into the weight-gradient product."""
+    return optimizer == "sgd" and not any(hyper[1:])
 
 
 def batch_bounds(m: int, batch_size: int, epoch_size: int | None = None) -> list[tuple[int, int]]:
@@ -271,6 +283,26 @@ class Ops(abc.ABC):
 
         ``"step"`` raises :class:`StepBackwardError`.
         """
+
+    def dense_backward_sgd(
+        self, dY, X, W, Z, Y, activation, lr, *, need_dX=True, negative_slope=LEAKY_RELU_SLOPE
+    ):
+        """:meth:`dense_backward` followed by plain SGD on ``W`` (momentum 0), in place:
+        ``W -= lr * dW``, with ``dX`` formed from the weights passed in.  Returns
+        ``(dX, db)``; no velocity is read or kept.
+
+        Not an op (not dispatched, not checked): a step of the default
+        :meth:`train_batches`, which a backend may override to fold the update into
+        the weight-gradient product (``W += -lr X^T dZ`` in one BLAS call, so ``dW``
+        is never stored).  That rounds ``X^T dZ`` once where the composition below
+        rounds ``dW`` and then ``lr * dW``.  This default composes the ops, with the
+        same numbers as :meth:`dense_backward` then :meth:`sgd_update`.
+        """
+        dX, dW, db = self.dense_backward(
+            dY, X, W, Z, Y, activation, need_dX=need_dX, negative_slope=negative_slope
+        )
+        self.sgd_update(W, dW, np.zeros_like(W), lr, W.dtype.type(0))
+        return dX, db
 
     @abc.abstractmethod
     def loss(self, name, Y, T, *, weights=None):
@@ -469,8 +501,10 @@ class Ops(abc.ABC):
         dtype = X.dtype.type
         params = [p for l in range(L) for p in (Ws[l], bs[l])]
         train = [True] * (2 * L) if trainable is None else [bool(f) for f in trainable]
-        opts = _LayerOptions(L, penalties, dropout, negative_slopes, train)
         hyper = complete_hyper(optimizer, hyper)
+        opts = _LayerOptions(
+            L, penalties, dropout, negative_slopes, train, plain_sgd(optimizer, hyper)
+        )
         update = _Updater(self, optimizer, hyper, dtype)
         for j, (start, stop) in enumerate(bounds):
             rows = order[start:stop]
@@ -480,7 +514,11 @@ class Ops(abc.ABC):
             wb = None if sample_weight is None else np.ascontiguousarray(sample_weight[rows])
             value, dY = _head_loss(self, head, A[L], Tb, wb)
             correct[j] = count_correct(A[L], Tb, head)
-            grads = _backward(self, dY, Ws, activations, A, Zs, Ys, masks, opts)
+            # The last batch of a call updates unfolded, so the velocity ends as the
+            # unfused composition leaves it (the numba trainer keeps the same rule).
+            lr = dtype(hyper[0] if lrs is None else lrs[j])
+            fold_lr = lr if j < len(bounds) - 1 else None
+            grads = _backward(self, dY, Ws, activations, A, Zs, Ys, masks, opts, fold_lr)
             scale = 1.0 / len(rows) if penalty_per_row else 1.0
             for l, pair in enumerate(opts.penalties):
                 if pair is not None and train[2 * l]:
@@ -488,9 +526,8 @@ class Ops(abc.ABC):
                         Ws[l], grads[2 * l], float(pair[0]), float(pair[1]), scale
                     )
             losses[j] = value
-            lr = dtype(hyper[0] if lrs is None else lrs[j])
             for p, param in enumerate(params):
-                if train[p]:
+                if train[p] and grads[p] is not None:  # None: folded in the backward
                     update(param, grads[p], state[p], t, lr)
         return losses, correct
 
@@ -501,7 +538,7 @@ class Ops(abc.ABC):
 class _LayerOptions:
     """Per-layer settings of one :meth:`Ops.train_batches` call, with defaults filled."""
 
-    def __init__(self, L, penalties, dropout, negative_slopes, train):
+    def __init__(self, L, penalties, dropout, negative_slopes, train, sgd_plain):
         self.penalties = [None] * L if penalties is None else list(penalties)
         rates = [None] * L if dropout is None else list(dropout)
         # Never on the last layer's output (the loss sees the undropped prediction).
@@ -512,6 +549,9 @@ class _LayerOptions:
         # Lowest layer whose parameters train: backpropagation stops there.
         trains = [train[2 * l] or train[2 * l + 1] for l in range(L)]
         self.lowest = trains.index(True) if any(trains) else L
+        # Layers whose W step folds into the backward (dense_backward_sgd): plain SGD
+        # on a trained, unpenalized W.
+        self.fold = [sgd_plain and train[2 * l] and self.penalties[l] is None for l in range(L)]
 
 
 def _forward(ops, Ws, bs, activations, X_rows, opts, seed, t):
@@ -551,17 +591,20 @@ def _slope(activation, slope_kw):
     return slope_kw if activation == "leaky_relu" else _NO_OPTIONS
 
 
-def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts):
-    """Gradients ``[dW0, db0, dW1, db1, ...]`` (``None`` below ``opts.lowest``)."""
+def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts, fold_lr):
+    """Gradients ``[dW0, db0, dW1, db1, ...]`` (``None`` below ``opts.lowest``, and
+    for each ``W`` whose SGD step ``fold_lr`` folded into the backward)."""
     L = len(Ws)
     grads = [None] * (2 * L)
     for l in reversed(range(opts.lowest, L)):
         if masks[l] is not None:
             dY = dY * masks[l]  # through Y_l * M_l
-        dY, grads[2 * l], grads[2 * l + 1] = ops.dense_backward(
-            dY, A[l], Ws[l], Zs[l], Ys[l], activations[l],
-            need_dX=l > opts.lowest, **_slope(activations[l], opts.slope_kw[l]),
-        )  # fmt: skip
+        args = (dY, A[l], Ws[l], Zs[l], Ys[l], activations[l])
+        kw = dict(need_dX=l > opts.lowest, **_slope(activations[l], opts.slope_kw[l]))
+        if fold_lr is not None and opts.fold[l]:
+            dY, grads[2 * l + 1] = ops.dense_backward_sgd(*args, fold_lr, **kw)
+        else:
+            dY, grads[2 * l], grads[2 * l + 1] = ops.dense_backward(*args, **kw)
     return grads
 
 

@@ -715,6 +715,101 @@ def test_default_train_batches_skips_first_layer_dX():
     assert calls[:1] == [((5, 3), False)], "backprop should stop at the lowest trainable layer"
 
 
+# ------------------------------------------------ plain SGD: the step inside the backward
+
+
+@pytest.mark.parametrize("need_dX", [True, False])
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "leaky_relu"])
+def test_dense_backward_sgd_is_backward_then_step(backend, dtype, pyref, activation, need_dX):
+    """The composition hook: dX (from the weights before the step) and db as
+    dense_backward's, and W stepped by -lr dW, with dX, dW, db from the python
+    reference in float64."""
+    ops = impl(backend)
+    X, W, b, dY = layer_data(dtype, n=9, n_in=6, n_out=4, seed=11)
+    Z, Y = pyref.dense_forward(X, W, b, activation)
+    wide = [A.astype(np.float64) for A in (dY, X, W, Z, Y)]
+    dX_ref, dW_ref, db_ref = pyref.dense_backward(*wide, activation)
+    lr = dtype(0.05)
+    W_new = W.copy()
+    dX, db = ops.dense_backward_sgd(dY, X, W_new, Z, Y, activation, lr, need_dX=need_dX)
+    if need_dX:
+        assert_output(dX, dtype, X.shape)
+        assert_close(dX, dX_ref, dtype, terms=4, err_msg="dX")
+    else:
+        assert dX is None
+    assert_output(db, dtype, b.shape)
+    assert_close(db, db_ref, dtype, terms=9, err_msg="db")
+    assert W_new.dtype == dtype
+    assert_close(W_new, W.astype(np.float64) - float(lr) * dW_ref, dtype, terms=9, err_msg="W")
+
+
+def test_numpy_sgd_fold_matches_its_fallback(dtype, monkeypatch):
+    """The numpy backend folds the step into NumPy's CBLAS product (beta = 1) where
+    NumPy's bundled OpenBLAS is found, else steps W with NumPy: the two agree."""
+    from fastnn.kernels import cblas
+
+    ops = impl("numpy")
+    X, W, b, dY = layer_data(dtype, n=64, n_in=32, n_out=16, seed=12)
+    Z, Y = ops.dense_forward(X, W, b, "relu")
+    W_fold, W_plain = W.copy(), W.copy()
+    taken = []
+    real_gemm = cblas.gemm
+    monkeypatch.setattr(cblas, "gemm", lambda *a: taken.append(real_gemm(*a)) or taken[-1])
+    dX, db = ops.dense_backward_sgd(dY, X, W_fold, Z, Y, "relu", dtype(0.1))
+    assert taken == [cblas.numpy_gemm_address(dtype) != 0]
+    monkeypatch.setattr(cblas, "gemm", lambda *a: False)
+    dX_plain, db_plain = ops.dense_backward_sgd(dY, X, W_plain, Z, Y, "relu", dtype(0.1))
+    assert not np.array_equal(W_plain, W)
+    assert_close(W_fold, W_plain, dtype, terms=64, err_msg="W")
+    np.testing.assert_array_equal(dX, dX_plain)
+    np.testing.assert_array_equal(db, db_plain)
+
+
+def hand_plain_sgd(ref, args, lr):
+    """args' batches stepped by hand with the reference's primitives (float64, two
+    layers, softmax cross-entropy): parameters, losses and each parameter's last step
+    -lr g (the velocity the unfused SGD step leaves)."""
+    P = [A.astype(np.float64) for A in (args["Ws"][0], args["bs"][0], args["Ws"][1], args["bs"][1])]
+    X = args["X"].astype(np.float64)
+    losses, last = [], None
+    for start in range(0, len(args["order"]), args["batch_size"]):
+        rows = args["order"][start : start + args["batch_size"]]
+        Z0, A1 = ref.dense_forward(X[rows], P[0], P[1], args["activations"][0])
+        Z1, A2 = ref.dense_forward(A1, P[2], P[3], args["activations"][1])
+        value, dY = ref.softmax_cross_entropy(A2, args["T"][rows])
+        dA1, dW1, db1 = ref.dense_backward(dY, A1, P[2], Z1, A2, args["activations"][1])
+        _, dW0, db0 = ref.dense_backward(dA1, X[rows], P[0], Z0, A1, args["activations"][0])
+        last = [-lr * g for g in (dW0, db0, dW1, db1)]
+        P = [p + s for p, s in zip(P, last)]
+        losses.append(value)
+    return P, np.array(losses), last
+
+
+def test_plain_sgd_train_batches_against_hand_steps(backend, dtype):
+    """Plain SGD: the default train_batches steps W inside the backward (numpy: in the
+    BLAS product), the numba trainer in its product; parameters, losses and velocities
+    (written by a call's last batch only) as stepping by hand."""
+    args = net_setup(dtype, "sgd", hyper=(0.1,), widths=(5, 7, 3), acts=("relu", "linear"))
+    P, losses_ref, last = hand_plain_sgd(impl(REFERENCE), args, 0.1)
+    losses, _, a = run_train(impl(backend), args, {})
+    assert_close(losses, losses_ref, dtype, terms=8, err_msg="losses")
+    for got, want in zip([a["Ws"][0], a["bs"][0], a["Ws"][1], a["bs"][1]], P):
+        assert_close(got, want, dtype, terms=8, err_msg="parameters")
+    for (velocity,), want in zip(a["state"], last):
+        assert_close(velocity, want, dtype, terms=8, err_msg="velocity")
+
+
+@pytest.mark.parametrize("case", KEYWORD_CASES)
+def test_plain_sgd_keywords_agreement(backend, dtype, pyref, case):
+    """Each train_batches keyword with plain SGD (the step folded where the layer allows:
+    trained, unpenalized W), vs python."""
+    args = net_setup(dtype, "sgd", hyper=(0.1, 0.0))
+    kw = keyword_case(case, dtype)
+    got = run_train(impl(backend), args, kw)
+    expected = run_train(pyref, args, kw)
+    assert_same_training(got, expected, dtype)
+
+
 # --------------------------------------------------------------------------- trajectory
 
 

@@ -10,7 +10,8 @@ BLAS cannot be located (another NumPy build), the address is 0 and ``np.dot`` is
 used.
 
 * :func:`blas_gemm`, :func:`blas_gemm_at` -- ``@njit`` products through the address.
-* :func:`numpy_blas`, :func:`numpy_gemm_address` -- finding the library and symbols.
+* :func:`numpy_blas`, :func:`numpy_gemm_address` -- finding the library and symbols
+  (:mod:`fastnn.kernels.cblas`, re-exported).
 * :func:`parallel_threads`, :class:`SerialBlas` -- the thread setting of the
   multi-threaded trainer.
 """
@@ -24,7 +25,17 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ..cblas import numpy_blas, numpy_gemm_address
 from .config import JIT
+
+__all__ = [
+    "SerialBlas",
+    "blas_gemm",
+    "blas_gemm_at",
+    "numpy_blas",
+    "numpy_gemm_address",
+    "parallel_threads",
+]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -104,56 +115,6 @@ def blas_gemm_at(
         alpha, A.ctypes.data + a_off * size, lda, B.ctypes.data + b_off * size, ldb,
         beta, C.ctypes.data + c_off * size, ldc,
     )  # fmt: skip
-
-
-_NUMPY_BLAS: list = []
-_GEMM_ADDRESS: dict = {}  # dtype char -> address (looked up once per process)
-
-
-def numpy_blas():
-    """NumPy's bundled OpenBLAS as a ``ctypes.CDLL``, or None (another BLAS build).
-
-    NumPy wheels bundle OpenBLAS as ``numpy.libs/libscipy_openblas64_*.so`` with
-    ILP64 CBLAS symbols ``scipy_cblas_?gemm64_``.  ``dlopen`` of the already loaded
-    file returns NumPy's own handle, so calls run in NumPy's thread pool (and
-    obey threadpoolctl limits on it).
-    """
-    if not _NUMPY_BLAS:
-        import ctypes
-        import glob
-        import os
-
-        libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-        paths = sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so")))
-        lib = None
-        if len(paths) == 1:
-            try:
-                lib = ctypes.CDLL(paths[0])
-                for name in ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_",
-                             "scipy_openblas_get_num_threads64_",
-                             "scipy_openblas_set_num_threads64_"):  # fmt: skip
-                    getattr(lib, name)
-            except (OSError, AttributeError):
-                lib = None
-        _NUMPY_BLAS.append(lib)
-    return _NUMPY_BLAS[0]
-
-
-def numpy_gemm_address(dtype) -> int:
-    """Address of ``cblas_sgemm``/``cblas_dgemm`` in NumPy's bundled OpenBLAS, or 0.
-
-    Any BLAS other than NumPy's bundled OpenBLAS (MKL, system BLAS, 32-bit
-    integers) gives 0, and the compiled loop falls back to ``np.dot``.
-    """
-    char = np.dtype(dtype).char
-    address = _GEMM_ADDRESS.get(char)
-    if address is None:
-        import ctypes
-
-        lib = numpy_blas()
-        fn = lib and getattr(lib, f"scipy_cblas_{'s' if char == 'f' else 'd'}gemm64_")
-        address = _GEMM_ADDRESS[char] = (ctypes.cast(fn, ctypes.c_void_p).value or 0) if fn else 0
-    return address
 
 
 def parallel_threads() -> int:
