@@ -6,6 +6,8 @@
 * :mod:`fastnn.kernels.numba` -- ``@njit`` kernels (imported only when requested).
 * :mod:`fastnn.kernels.cpuload` -- other processes' CPU load on our cores (the numba
   trainer's thread governor and ``auto``'s in-use check read it).
+* :mod:`fastnn.kernels.cblas` -- NumPy's own OpenBLAS through CBLAS (products that
+  add into their output, for the numpy backend and the numba trainer).
 
 Backend modules are imported lazily by :mod:`fastnn.dispatch`, so importing
 this package never imports or compiles Numba code.
