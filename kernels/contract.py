@@ -285,23 +285,27 @@ class Ops(abc.ABC):
         """
 
     def dense_backward_sgd(
-        self, dY, X, W, Z, Y, activation, lr, *, need_dX=True, negative_slope=LEAKY_RELU_SLOPE
-    ):
+        self, dY, X, W, Z, Y, activation, lr, velocity=None, *, need_dX=True,
+        negative_slope=LEAKY_RELU_SLOPE,
+    ):  # fmt: skip
         """:meth:`dense_backward` followed by plain SGD on ``W`` (momentum 0), in place:
         ``W -= lr * dW``, with ``dX`` formed from the weights passed in.  Returns
-        ``(dX, db)``; no velocity is read or kept.
+        ``(dX, db)``.  ``velocity``: if given, set to ``-lr * dW`` (what
+        :meth:`sgd_update` with momentum 0 leaves there), else not touched.
 
         Not an op (not dispatched, not checked): a step of the default
         :meth:`train_batches`, which a backend may override to fold the update into
         the weight-gradient product (``W += -lr X^T dZ`` in one BLAS call, so ``dW``
         is never stored).  That rounds ``X^T dZ`` once where the composition below
-        rounds ``dW`` and then ``lr * dW``.  This default composes the ops, with the
-        same numbers as :meth:`dense_backward` then :meth:`sgd_update`.
+        rounds ``dW`` and then ``lr * dW``, the same way whether or not ``velocity``
+        is asked for.  This default composes the ops, with the same numbers as
+        :meth:`dense_backward` then :meth:`sgd_update`.
         """
         dX, dW, db = self.dense_backward(
             dY, X, W, Z, Y, activation, need_dX=need_dX, negative_slope=negative_slope
         )
-        self.sgd_update(W, dW, np.zeros_like(W), lr, W.dtype.type(0))
+        v = np.zeros_like(W) if velocity is None else velocity
+        self.sgd_update(W, dW, v, lr, W.dtype.type(0))
         return dX, db
 
     @abc.abstractmethod
@@ -514,11 +518,12 @@ class Ops(abc.ABC):
             wb = None if sample_weight is None else np.ascontiguousarray(sample_weight[rows])
             value, dY = _head_loss(self, head, A[L], Tb, wb)
             correct[j] = count_correct(A[L], Tb, head)
-            # The last batch of a call updates unfolded, so the velocity ends as the
-            # unfused composition leaves it (the numba trainer keeps the same rule).
+            # The call's last batch also leaves each folded W's velocity as sgd_update
+            # would (-lr dW); the weights take the same folded step on every batch, so
+            # they do not depend on where calls begin and end.
             lr = dtype(hyper[0] if lrs is None else lrs[j])
-            fold_lr = lr if j < len(bounds) - 1 else None
-            grads = _backward(self, dY, Ws, activations, A, Zs, Ys, masks, opts, fold_lr)
+            keep = state if j == len(bounds) - 1 else None
+            grads = _backward(self, dY, Ws, activations, A, Zs, Ys, masks, opts, lr, keep)
             scale = 1.0 / len(rows) if penalty_per_row else 1.0
             for l, pair in enumerate(opts.penalties):
                 if pair is not None and train[2 * l]:
@@ -591,9 +596,10 @@ def _slope(activation, slope_kw):
     return slope_kw if activation == "leaky_relu" else _NO_OPTIONS
 
 
-def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts, fold_lr):
+def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts, lr, keep):
     """Gradients ``[dW0, db0, dW1, db1, ...]`` (``None`` below ``opts.lowest``, and
-    for each ``W`` whose SGD step ``fold_lr`` folded into the backward)."""
+    for each ``W`` whose plain SGD step at ``lr`` folded into the backward; ``keep``:
+    the optimizer state whose velocities those steps write, or None)."""
     L = len(Ws)
     grads = [None] * (2 * L)
     for l in reversed(range(opts.lowest, L)):
@@ -601,8 +607,9 @@ def _backward(ops, dY, Ws, activations, A, Zs, Ys, masks, opts, fold_lr):
             dY = dY * masks[l]  # through Y_l * M_l
         args = (dY, A[l], Ws[l], Zs[l], Ys[l], activations[l])
         kw = dict(need_dX=l > opts.lowest, **_slope(activations[l], opts.slope_kw[l]))
-        if fold_lr is not None and opts.fold[l]:
-            dY, grads[2 * l + 1] = ops.dense_backward_sgd(*args, fold_lr, **kw)
+        if opts.fold[l]:
+            velocity = None if keep is None else keep[2 * l][0]
+            dY, grads[2 * l + 1] = ops.dense_backward_sgd(*args, lr, velocity, **kw)
         else:
             dY, grads[2 * l], grads[2 * l + 1] = ops.dense_backward(*args, **kw)
     return grads

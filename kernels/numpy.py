@@ -143,12 +143,15 @@ class NumpyOps(Ops):
         return dX, X.T @ dZ, dZ.sum(axis=0)
 
     def dense_backward_sgd(
-        self, dY, X, W, Z, Y, activation, lr, *, need_dX=True, negative_slope=LEAKY_RELU_SLOPE
-    ):
+        self, dY, X, W, Z, Y, activation, lr, velocity=None, *, need_dX=True,
+        negative_slope=LEAKY_RELU_SLOPE,
+    ):  # fmt: skip
         # The step folds into the weight-gradient product, W += -lr X^T dZ with BLAS's
         # beta = 1: dW is never stored and W takes one pass instead of three.
         dZ = _activation_backward(dY, Z, Y, activation, negative_slope)
         dX = dZ @ W.T if need_dX else None  # from the weights before the step
+        if velocity is not None:  # a product of its own: W's step stays the same
+            np.multiply(X.T @ dZ, -lr, out=velocity)
         if not cblas.gemm(True, False, -float(lr), X, dZ, 1.0, W):
             W -= lr * (X.T @ dZ)
         return dX, dZ.sum(axis=0)

@@ -741,6 +741,31 @@ def test_dense_backward_sgd_is_backward_then_step(backend, dtype, pyref, activat
     assert_close(db, db_ref, dtype, terms=9, err_msg="db")
     assert W_new.dtype == dtype
     assert_close(W_new, W.astype(np.float64) - float(lr) * dW_ref, dtype, terms=9, err_msg="W")
+    # Asked for the velocity too: -lr dW, and exactly the same step of W.
+    W_kept, velocity = W.copy(), np.full_like(W, 7.0)
+    ops.dense_backward_sgd(dY, X, W_kept, Z, Y, activation, lr, velocity, need_dX=need_dX)
+    np.testing.assert_array_equal(W_kept, W_new)
+    assert_close(velocity, -float(lr) * dW_ref, dtype, terms=9, err_msg="velocity")
+
+
+@pytest.mark.parametrize("backend_name", ["python", "numpy"])
+def test_plain_sgd_weights_do_not_depend_on_call_boundaries(backend_name, dtype):
+    """The default train_batches folds every batch's W step the same way: one call of
+    three batches and three calls of one batch give bit-identical weights (a restore
+    after a non-finite loss replays batches in calls of other sizes)."""
+    ops = impl(backend_name)
+    # Wide enough that a folded step rounds differently from an unfolded one.
+    args = net_setup(dtype, "sgd", hyper=(0.1,), widths=(40, 32, 5), N=96,
+                     acts=("relu", "linear"))  # fmt: skip
+    args["batch_size"] = 32
+    _, _, whole = run_train(ops, args, {})
+    parts = {**args, "Ws": [W.copy() for W in args["Ws"]], "bs": [b.copy() for b in args["bs"]],
+             "state": [tuple(A.copy() for A in S) for S in args["state"]]}  # fmt: skip
+    for j in range(3):
+        ops.train_batches(**{**parts, "order": args["order"][32 * j : 32 * j + 32],
+                             "step": args["step"] + j})  # fmt: skip
+    for A, B in zip([*whole["Ws"], *whole["bs"]], [*parts["Ws"], *parts["bs"]]):
+        np.testing.assert_array_equal(A, B)
 
 
 def test_numpy_sgd_fold_matches_its_fallback(dtype, monkeypatch):
