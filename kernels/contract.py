@@ -123,7 +123,7 @@ def complete_hyper(optimizer: str, hyper) -> tuple:
 
 def plain_sgd(optimizer: str, hyper) -> bool:
     """SGD without momentum, Nesterov or weight decay (``hyper`` complete): its step
-    ``W -= lr dW`` keeps no state and may fold into the weight-gradient product."""
+    ``W -= lr dW`` reads no state and may fold into the weight-gradient product."""
     return optimizer == "sgd" and not any(hyper[1:])
 
 
@@ -487,7 +487,10 @@ class Ops(abc.ABC):
 
         Per batch: forward (with dropout), loss, backward (``need_dX=False`` for the
         lowest layer backpropagated into, so the first layer's ``dX`` is never formed),
-        penalties, then each trainable parameter's update in the order ``W0, b0, ...``.
+        penalties, then each trainable parameter's update in the order ``W0, b0, ...``
+        -- except that plain SGD (:func:`plain_sgd`) steps each trained, unpenalized
+        ``W`` inside the backward, right after its ``dX`` (:meth:`dense_backward_sgd`;
+        the same values: no later step of the batch reads that ``W``).
 
         Returns ``(losses, correct)``, float64 arrays ``(n_batches,)``: each batch's
         loss (plus penalties) before its update, and its number of correct predictions
