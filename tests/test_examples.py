@@ -241,3 +241,24 @@ def test_verbose_report(capsys):
     examples.xor(backend=FAST[0], verbose=True)
     out = capsys.readouterr().out
     assert "XOR solved" in out and "[1, 1] ->" in out
+
+
+@pytest.mark.parametrize("name", ["auto", "numpy"])
+def test_warm_up_waits_for_auto_background_build(monkeypatch, name):
+    """The examples' untimed warm-up absorbs a background build of numba's trainers on
+    ``auto`` (so the timed fit is auto's steady state), and only there."""
+    from fastnn.dispatch import coldstart
+
+    waited = []
+    monkeypatch.setattr(coldstart, "wait_until_ready", lambda dtype: waited.append(dtype))
+    rng = np.random.default_rng(0)
+    X = rng.random((9, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 9)
+    model = fastnn.Sequential(
+        [fastnn.Dense(5, activation="relu", input_dim=4), fastnn.Dense(3, activation="softmax")],
+        backend="numpy",
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    seconds = examples._warm_up(model, name, X, y, X, 4, 0)
+    assert seconds > 0
+    assert waited == ([np.dtype(np.float32)] if name == "auto" else [])
