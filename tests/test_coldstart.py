@@ -112,6 +112,48 @@ def test_without_numpy_candidate_nothing_is_redirected(building, tmp_path):
     assert only["numba"].calls == before + 1 and building == []
 
 
+@pytest.mark.skipif(coldstart.fcntl is None, reason="flock is POSIX-only")
+def test_no_second_build_while_another_process_holds_the_lock(building, tmp_path):
+    """A build running elsewhere (its lock held: here through a separate open file,
+    which flock treats as another holder): numpy trains and no build starts; once the
+    lock is free without a stamp (that build failed), this process starts its own."""
+    ops, fakes, args = _auto(tmp_path)
+    path = coldstart.lock_path("float32")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as other:
+        coldstart.fcntl.flock(other, coldstart.fcntl.LOCK_EX)
+        assert coldstart.building_elsewhere("float32")
+        assert _used(ops, fakes, args) == ["numpy"]
+        assert _used(ops, fakes, args) == ["numpy"]
+        assert building == []
+        coldstart.fcntl.flock(other, coldstart.fcntl.LOCK_UN)
+    assert not coldstart.building_elsewhere("float32")
+    assert _used(ops, fakes, args) == ["numpy"]
+    assert [d for d, _ in building] == ["float32"]
+
+
+def test_build_under_the_lock_skips_what_another_build_stamped(tmp_path, monkeypatch):
+    """The build process compiles under the lock, and not at all when the stamp
+    appeared while it waited for another build."""
+    from fastnn.kernels import numba as numba_backend
+
+    monkeypatch.setenv("FASTNN_CACHE_DIR", str(tmp_path))
+    coldstart.reset()
+    compiled = []
+
+    def compile_trainers(dtype):
+        compiled.append(dtype)
+        assert coldstart.building_elsewhere(dtype) == (coldstart.fcntl is not None)
+
+    monkeypatch.setattr(numba_backend, "compile_trainers", compile_trainers)
+    coldstart.build("float32")
+    assert compiled == [np.dtype(np.float32)]
+    assert coldstart.stamp_path("float32").exists()
+    coldstart.build("float32")  # stamped meanwhile: nothing compiles
+    assert compiled == [np.dtype(np.float32)]
+    coldstart.reset()
+
+
 def test_stamp_is_keyed_by_the_fingerprint_and_the_cache_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNN_CACHE_DIR", str(tmp_path))
     coldstart.reset()

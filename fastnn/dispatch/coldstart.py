@@ -20,13 +20,18 @@ keyed by the same fingerprint: CPU, library versions, kernel sources) tells late
 processes that the trainers are built, so they skip all of this.  A failed build
 warns once (with the end of its error output) and ``auto`` then uses numba as
 before, compiling in the calling process.  The build is not a pool: one process
-per dtype, at most once per process and only while no stamp exists.  An explicit
-``backend="numba"`` is never redirected: it compiles in the calling process.
+per dtype, at most once per process and only while no stamp exists.  A build holds
+a lock file (``flock``) beside the stamp while it runs: another process that finds
+it held starts no build of its own (it trains on numpy until the stamp appears),
+and a second build that starts anyway waits for the first and finds the stamp.
+An explicit ``backend="numba"`` is never redirected: it compiles in the calling
+process.
 ``FASTNN_BACKGROUND_BUILD=0`` turns this off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,6 +40,11 @@ import threading
 import time
 import warnings
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process guard, each process may build
+    fcntl = None
 
 import numpy as np
 
@@ -57,6 +67,38 @@ def stamp_path(dtype) -> Path:
         _fingerprint.append(machine.machine_fingerprint())
     name = f"numba-trainers-{_fingerprint[0]}-{np.dtype(dtype).name}.ok"
     return machine.cache_dir() / name
+
+
+def lock_path(dtype) -> Path:
+    """The lock file a running build of ``dtype``'s trainers holds (beside the stamp)."""
+    return stamp_path(dtype).with_suffix(".lock")
+
+
+@contextlib.contextmanager
+def build_lock(dtype, wait: bool = True):
+    """Hold the build lock of ``dtype``; yields False instead when another process
+    holds it and ``wait`` is False.  Released when the holder exits, even if killed."""
+    if fcntl is None:
+        yield True
+        return
+    path = lock_path(dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def building_elsewhere(dtype) -> bool:
+    """Whether another process is building ``dtype``'s trainers now."""
+    with build_lock(dtype, wait=False) as held:
+        return not held
 
 
 def command(dtype) -> list[str]:
@@ -91,7 +133,8 @@ def trainers_ready(dtype) -> bool:
             return True
         build = _builds.get(key)
         if build is None:
-            _builds[key] = launch(key)
+            if not building_elsewhere(key):  # else numpy until that build's stamp
+                _builds[key] = launch(key)
             return False
         proc, log = build
         if proc.poll() is None:
@@ -137,11 +180,15 @@ def write_stamp(dtype) -> None:
 
 
 def build(dtype) -> None:
-    """Compile (or load) the numba trainers for ``dtype``, then stamp them."""
+    """Compile (or load) the numba trainers for ``dtype``, then stamp them; under the
+    build lock, and not at all if another build stamped them while this one waited."""
     from fastnn.kernels.numba import compile_trainers
 
-    compile_trainers(np.dtype(dtype))
-    write_stamp(dtype)
+    with build_lock(dtype):
+        if stamp_path(dtype).exists():
+            return
+        compile_trainers(np.dtype(dtype))
+        write_stamp(dtype)
 
 
 if __name__ == "__main__":
