@@ -259,6 +259,6 @@ def test_warm_up_waits_for_auto_background_build(monkeypatch, name):
         backend="numpy",
     )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    seconds = examples._warm_up(model, name, X, y, X, 4, 0)
-    assert seconds > 0
+    examples._warm_up(model, name, X, y, X, 4, 0)
+    assert model.optimizer.iterations > 0  # the throwaway fit ran
     assert waited == ([np.dtype(np.float32)] if name == "auto" else [])
