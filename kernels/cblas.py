@@ -72,11 +72,11 @@ def numpy_gemm_address(dtype) -> int:
 
 def gemm(trans_a: bool, trans_b: bool, alpha, A, B, beta, C) -> bool:
     """``C = alpha op(A) @ op(B) + beta C`` in place through NumPy's CBLAS; ``op``
-    transposes if asked.  ``A, B, C``: C-contiguous, one dtype (float32 or float64),
-    ``C`` writeable.  Returns False, doing nothing, when that BLAS or those layouts
-    are not available (the caller computes the product another way)."""
+    transposes if asked.  ``A, B, C``: C-contiguous, one dtype (float32 or float64,
+    native byte order), ``C`` writeable.  Returns False, doing nothing, when that BLAS
+    or those layouts are not available (the caller computes the product another way)."""
     char = C.dtype.char
-    if char not in "fd" or not (A.dtype == B.dtype == C.dtype):
+    if char not in "fd" or not C.dtype.isnative or not (A.dtype == B.dtype == C.dtype):
         return False
     if not (A.flags.c_contiguous and B.flags.c_contiguous and C.flags.c_contiguous):
         return False

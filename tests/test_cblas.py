@@ -52,6 +52,7 @@ def test_gemm_declines_what_it_cannot_do(dtype):
         (A.astype(np.float16), B, C),  # dtypes differ
         (A, B, readonly),
         (A.astype(np.int64), B.astype(np.int64), C.astype(np.int64)),
+        tuple(M.astype(M.dtype.newbyteorder()) for M in (A, B, C)),  # byte-swapped
     ):
         assert cblas.gemm(False, False, 1.0, *args[:2], 0.0, args[2]) is False
     np.testing.assert_array_equal(C, before)
