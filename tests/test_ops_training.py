@@ -748,13 +748,14 @@ def test_dense_backward_sgd_is_backward_then_step(backend, dtype, pyref, activat
     assert_close(velocity, -float(lr) * dW_ref, dtype, terms=9, err_msg="velocity")
 
 
-@pytest.mark.parametrize("backend_name", ["python", "numpy"])
-def test_plain_sgd_weights_do_not_depend_on_call_boundaries(backend_name, dtype):
-    """The default train_batches folds every batch's W step the same way: one call of
-    three batches and three calls of one batch give bit-identical weights (a restore
-    after a non-finite loss replays batches in calls of other sizes)."""
-    ops = impl(backend_name)
-    # Wide enough that a folded step rounds differently from an unfolded one.
+def test_plain_sgd_weights_do_not_depend_on_call_boundaries(backend, dtype):
+    """Every batch's W step is folded the same way (the default train_batches and the
+    numba BLAS loop): one call of three batches and three calls of one batch give
+    bit-identical weights (a restore after a non-finite loss replays batches in calls
+    of other sizes)."""
+    ops = impl(backend)
+    # Wide enough that a folded step rounds differently from an unfolded one (and that
+    # numba takes its BLAS loop).
     args = net_setup(dtype, "sgd", hyper=(0.1,), widths=(40, 32, 5), N=96,
                      acts=("relu", "linear"))  # fmt: skip
     args["batch_size"] = 32

@@ -239,13 +239,15 @@ def penalty_value(P, lo, hi, l1, l2, scale):
 
 
 @njit(**JIT)
-def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts,
-                 feat):  # fmt: skip
+def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, keep, lr, a, b,
+                 opts, feat):  # fmt: skip
     """Slice ``t`` of ``nt`` of every trained layer: ``dW`` rows (input features) plus the
     penalty's gradient, and ``db`` units (the ``db_parts`` rows summed in order), then
     their update -- or, with ``fold`` (SGD without momentum, no L1), the whole SGD step
-    ``W = (1 - lr wd - lr c2) W - lr A^T dZ`` in the product itself.  Frozen parameters
-    are skipped.  Returns the slice's penalty value (float64)."""
+    ``W = (1 - lr wd - lr c2) W - lr A^T dZ`` in the product itself.  ``keep`` (the
+    call's last batch): folded steps also write the velocity the unfolded step leaves,
+    from a product of their own, so ``W``'s step is the same on every batch.  Frozen
+    parameters are skipped.  Returns the slice's penalty value (float64)."""
     A, dZ, Dg, a_at, dz_at, w_at, b_at = ws
     lopt, train, per_row, lowest = opts[2], opts[5], opts[8], opts[9]
     one = C[C_ONE]
@@ -263,11 +265,7 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
         if train[2 * l] and f1 > f0:
             if feat is not None:
                 value += penalty_value(P, w0, w1, l1, l2, scale)
-            if fold_l:
-                beta = one - lr * wd_of(C, opt) - lr * c2
-                blas_gemm_at(fn, True, False, f1 - f0, d_out, nb, -lr, A, a_at[l] + f0, d_in,
-                             dZ, dz_at[l], d_out, beta, P, w0, d_out)  # fmt: skip
-            else:
+            if keep or not fold_l:  # dW (plus the penalty's gradient) into G
                 if fn != 0:
                     blas_gemm_at(fn, True, False, f1 - f0, d_out, nb, one, A, a_at[l] + f0, d_in,
                                  dZ, dz_at[l], d_out, zero, G, w0, d_out)  # fmt: skip
@@ -276,6 +274,14 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
                     blas_gemm(fn, True, False, Al, Dl, view(G, w0, d_in, d_out), one, zero)
                 if feat is not None:
                     penalize_range(P, G, w0, w1, c1, c2, zero)
+            if fold_l:
+                if keep:  # SGD's velocity with momentum 0, before W changes
+                    for p in range(w0, w1):
+                        _, S[0, p] = scalar.sgd_step(zero, G[p], zero, lr, zero)
+                beta = one - lr * wd_of(C, opt) - lr * c2
+                blas_gemm_at(fn, True, False, f1 - f0, d_out, nb, -lr, A, a_at[l] + f0, d_in,
+                             dZ, dz_at[l], d_out, beta, P, w0, d_out)  # fmt: skip
+            else:
                 update_block(P, G, S, opt, C, w0, w1, lr, a, b)
         if not train[2 * l + 1]:
             continue
@@ -285,7 +291,7 @@ def params_phase(P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a
             for u in range(1, db_parts.shape[0]):
                 g += db_parts[u, c]
             G[c] = g
-        if fold:  # SGD with momentum 0: the velocity is neither read nor kept
+        if fold and not keep:  # SGD with momentum 0: the velocity is neither read nor kept
             decay_range(P, C, opt, c0, c1_, lr)
             for c in range(c0, c1_):
                 P[c], _ = scalar.sgd_step(P[c], G[c], zero, lr, zero)
@@ -370,14 +376,16 @@ def train_gemm(P, S, dims, acts, X, T, labels, order, batch_size, head, opt, C, 
             P, dims, acts, X, T, labels, order, start, 0, nb, nb, head, C, fn, ws, db_parts[0],
             opts, t, feat,
         )  # fmt: skip
-        # The velocity is not read when momentum is 0, so it is only written by the
-        # last batch, which runs the full update.
-        fold = fold_sgd and j < n_batches - 1
+        # The velocity is not read when momentum is 0, so only the call's last batch
+        # writes it (keep); every batch folds W's step the same way, so the weights do
+        # not depend on where calls begin and end.
+        keep = j == n_batches - 1
         lr = batch_lr(C, lrs, j)
         a, b = bias_corrections(opt, C, t, lr)
         out[0, j] += params_phase(
-            P, G, S, dims, opt, C, nb, fn, ws, db_parts, 0, 1, fold, lr, a, b, opts, feat
-        )
+            P, G, S, dims, opt, C, nb, fn, ws, db_parts, 0, 1, fold_sgd, keep, lr, a, b, opts,
+            feat,
+        )  # fmt: skip
 
 
 @njit(**JIT_PARALLEL)
@@ -418,14 +426,15 @@ def train_gemm_par(P, S, dims, acts, X, T, labels, order, batch_size, head, opt,
                     P, dims, acts, X, T, labels, order, start, lo, r, nb, head, C, fn, ws,
                     db_parts[t], opts, t_step, feat,
                 )  # fmt: skip
-        fold = fold_sgd and j < n_batches - 1
+        keep = j == n_batches - 1  # as in train_gemm
         lr = batch_lr(C, lrs, j)
         a, b = bias_corrections(opt, C, t_step, lr)
         for u in prange(nt):
             t = np.int64(u)
             part[2, t] = params_phase(
-                P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold, lr, a, b, opts, feat
-            )
+                P, G, S, dims, opt, C, nb, fn, ws, db_parts, t, nt, fold_sgd, keep, lr, a, b,
+                opts, feat,
+            )  # fmt: skip
         loss = 0.0
         penalty = 0.0
         correct = 0.0
