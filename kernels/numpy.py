@@ -103,6 +103,12 @@ def _activation_backward(dY, Z, Y, activation, slope):
     raise AssertionError(activation)
 
 
+def _dZ_dX(dY, W, Z, Y, activation, slope, need_dX):
+    """The backward's ``dZ`` and ``dX = dZ W^T`` (None unless ``need_dX``)."""
+    dZ = _activation_backward(dY, Z, Y, activation, slope)
+    return dZ, (dZ @ W.T if need_dX else None)
+
+
 # splitmix64 constants as uint64 scalars: uint64 array arithmetic wraps mod 2^64.
 _GAMMA, _M1, _M2 = (np.uint64(c) for c in (SPLITMIX_GAMMA, SPLITMIX_M1, SPLITMIX_M2))
 _S30, _S27, _S31, _S11 = (np.uint64(c) for c in (30, 27, 31, 11))
@@ -138,8 +144,7 @@ class NumpyOps(Ops):
     def dense_backward(
         self, dY, X, W, Z, Y, activation, *, need_dX=True, negative_slope=LEAKY_RELU_SLOPE
     ):
-        dZ = _activation_backward(dY, Z, Y, activation, negative_slope)
-        dX = dZ @ W.T if need_dX else None
+        dZ, dX = _dZ_dX(dY, W, Z, Y, activation, negative_slope, need_dX)
         return dX, X.T @ dZ, dZ.sum(axis=0)
 
     def dense_backward_sgd(
@@ -148,8 +153,7 @@ class NumpyOps(Ops):
     ):  # fmt: skip
         # The step folds into the weight-gradient product, W += -lr X^T dZ with BLAS's
         # beta = 1: dW is never stored and W takes one pass instead of three.
-        dZ = _activation_backward(dY, Z, Y, activation, negative_slope)
-        dX = dZ @ W.T if need_dX else None  # from the weights before the step
+        dZ, dX = _dZ_dX(dY, W, Z, Y, activation, negative_slope, need_dX)  # W before the step
         if velocity is not None:  # a product of its own: W's step stays the same
             np.multiply(X.T @ dZ, -lr, out=velocity)
         if not cblas.gemm(True, False, -float(lr), X, dZ, 1.0, W):
