@@ -5,18 +5,27 @@ Runs ``--runs`` fresh processes, each with its own empty ``FASTNN_CACHE_DIR``, s
 784-256-10 MLP, SGD, batch 256, ``--rows`` rows, one epoch) and the tiny nets are
 timed on ``auto``, ``numba`` and ``numpy`` in alternating rounds (0.3 s idle
 before each epoch sample), after untimed warm-up calls (where ``auto`` probes
-and checks its choice in use).
-Prints, per run and case, auto's time over the faster backend's and the backend
-``auto`` recorded for ``train_batches``; the target is <= 1.05 in every run.  A
-second ``numba`` runner (``numba-again``: the same code, a separate model) is timed
-in the same rounds as a control: its ratio to ``numba`` is the spread of identical
-code measured this way, against which auto's ratio is read.
+and checks its choice in use).  Each run shuffles its rounds with its own seed: with
+one seed for all runs, every run repeats the same orders, and a runner's place in
+them (after which runner, first or last) would weigh the same way every time.
 
-Ratios of medians carry the machine's slow stretches (seconds long) into whichever
-runner they hit.  So each round's samples are also paired: auto's sample over the
-faster backend's sample of the same round.  The summary gives, per case over all
-runs, the median of those per-round ratios with a bootstrap 95% interval, for auto
-and for the control::
+A second ``numba`` runner (``numba-again``: the same code, a separate model) is timed
+in the same rounds as a control: its ratio to ``numba`` is the spread of identical
+code measured this way, against which auto's ratios are read.
+
+Every ratio is taken per round (the two samples of one round, taken seconds apart)
+and summarised by its median with a bootstrap 95% interval.  Per run and case it
+prints which backend's code ``auto`` ran while timed and splits auto's time over the
+faster backend's into two factors:
+
+* ``auto/own``: auto over the backend whose code it ran (the cost of choosing and
+  checking per call, ~1 when free);
+* ``own/other``: that backend over the other one (below 1: the faster one was chosen).
+
+The summary pools the rounds of all runs.  It also gives auto over the faster backend
+*of the pooled rounds*: the faster of two backends picked per run, from 5 samples
+each, is biased low (the minimum of two noisy medians), so per-run ``auto/best``
+reads high exactly when the two backends are close and the choice matters least::
 
     .venv/bin/python benchmarks/auto_fresh_caches.py --runs 10
 """
@@ -32,10 +41,15 @@ import tempfile
 
 import numpy as np
 
+BACKENDS = ("numba", "numpy")
 
-def rounds(calls, repeats: int, min_time: float, units: float, settle: float) -> dict:
+
+def rounds(calls, repeats: int, min_time: float, units: float, settle: float, seed: int) -> dict:
     """``{runner: [seconds per unit, one per round]}``: the bench's alternating rounds
-    (``runner.measure_alternating``) with the samples kept in round order."""
+    (``runner.measure_alternating``) with the samples kept in round order; ``seed``
+    shuffles each round's order.  ``auto`` maps to ``{"trained": {backend: batches}}``
+    under the key ``"auto:trained"`` too: the code auto ran during the rounds."""
+    import fastnn
     from fastnn.dispatch import timing
 
     for fn in calls.values():
@@ -43,11 +57,18 @@ def rounds(calls, repeats: int, min_time: float, units: float, settle: float) ->
     number = dict.fromkeys(calls, 1)
     if min_time > 0:
         number = {name: timing.calibrate(fn, min_time) for name, fn in calls.items()}
-    samples = timing.sample_rounds(calls, repeats, number=number, warm=False, settle=settle)
-    return {name: [t / units for t in s] for name, s in samples.items()}
+    ops = fastnn.get_ops("auto")
+    start = dict(ops.trained_batches())
+    samples = timing.sample_rounds(
+        calls, repeats, number=number, warm=False, settle=settle, seed=seed
+    )
+    trained = {b: n - start.get(b, 0) for b, n in ops.trained_batches().items()}
+    out = {name: [t / units for t in s] for name, s in samples.items()}
+    out["auto:trained"] = {b: n for b, n in trained.items() if n > 0}
+    return out
 
 
-def one_run(rows: int, tiny_steps: int, repeats: int) -> dict:
+def one_run(rows: int, tiny_steps: int, repeats: int, seed: int) -> dict:
     from fastnn.dispatch import autotune, coldstart
     from fastnn.tools.bench import runner as bench
 
@@ -57,32 +78,31 @@ def one_run(rows: int, tiny_steps: int, repeats: int) -> dict:
     for dtype in (X.dtype, np.float64):  # the epoch's, and the tiny nets' float64
         coldstart.wait_until_ready(dtype)
     out = {}
-    calls = {b: bench.epoch_call(b, X, y, "sgd", 256) for b in ("auto", "numba", "numpy")}
+    calls = {b: bench.epoch_call(b, X, y, "sgd", 256) for b in ("auto", *BACKENDS)}
     calls["numba-again"] = bench.epoch_call("numba", X, y, "sgd", 256)
-    for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):  # measure_alternating warms up once more
+    for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):  # rounds() warms up once more
         calls["auto"]()
-    out["sgd-b256"] = rounds(calls, repeats, 0.0, 1.0, bench.EPOCH_SETTLE_S)
+    out["sgd-b256"] = rounds(calls, repeats, 0.0, 1.0, bench.EPOCH_SETTLE_S, seed)
     for net in bench.TINY_NETS:
-        calls = {b: bench.tiny_call(b, net, tiny_steps) for b in ("auto", "numba", "numpy")}
+        calls = {b: bench.tiny_call(b, net, tiny_steps) for b in ("auto", *BACKENDS)}
         calls["numba-again"] = bench.tiny_call("numba", net, tiny_steps)
         for _ in range(bench.AUTO_WARMUP_EPOCHS - 1):
             calls["auto"]()
-        out[net.name] = rounds(calls, repeats, 0.02, tiny_steps, bench.TINY_SETTLE_S)
+        out[net.name] = rounds(calls, repeats, 0.02, tiny_steps, bench.TINY_SETTLE_S, seed)
     choices = {k.split("|")[2]: v["backend"] for k, v in autotune.entries().items()
                if k.startswith("train_batches")}  # fmt: skip
     return {"cases": out, "train_batches": choices}
 
 
-def paired(samples: dict) -> tuple[float, list[float], list[float]]:
-    """One run of one case: auto's median over the faster backend's, and per round
-    auto / faster backend and numba-again / numba."""
-    from statistics import median
+def per_round(samples: dict, a: str, b: str) -> list[float]:
+    """``a``'s sample over ``b``'s, round by round."""
+    return [x / y for x, y in zip(samples[a], samples[b])]
 
-    best = min(("numba", "numpy"), key=lambda b: median(samples[b]))
-    ratio = median(samples["auto"]) / median(samples[best])
-    auto = [a / b for a, b in zip(samples["auto"], samples[best])]
-    same = [a / b for a, b in zip(samples["numba-again"], samples["numba"])]
-    return ratio, auto, same
+
+def own_backend(samples: dict) -> str:
+    """The backend whose code ``auto`` ran for most of its timed batches."""
+    trained = samples["auto:trained"]
+    return max(trained, key=trained.get) if trained else "numba"
 
 
 def interval(ratios: list[float]) -> str:
@@ -99,38 +119,48 @@ def main() -> int:
     parser.add_argument("--tiny-steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5, help="rounds per run")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.rows, args.tiny_steps, args.repeats)))
+        print(json.dumps(one_run(args.rows, args.tiny_steps, args.repeats, args.seed)))
         return 0
-    worst: dict[str, float] = {}
-    control: dict[str, list[float]] = {}
-    per_round: dict[str, tuple[list[float], list[float]]] = {}
+    pooled: dict[str, dict[str, list[float]]] = {}
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, FASTNN_CACHE_DIR=cache)
-            cmd = [sys.executable, __file__, "--one", "--rows", str(args.rows), "--tiny-steps",
-                   str(args.tiny_steps), "--repeats", str(args.repeats)]  # fmt: skip
+            cmd = [sys.executable, __file__, "--one", "--seed", str(i)] + [
+                f"--{k}={v}" for k, v in (("rows", args.rows), ("tiny-steps", args.tiny_steps),
+                                          ("repeats", args.repeats))]  # fmt: skip
             res = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True,
                                             check=True).stdout)  # fmt: skip
         parts = []
         for case, samples in res["cases"].items():
-            ratio, auto, same = paired(samples)
-            worst[case] = max(worst.get(case, 0.0), ratio)
-            control.setdefault(case, []).append(float(np.median(same)))
-            rows = per_round.setdefault(case, ([], []))
-            rows[0].extend(auto)
-            rows[1].extend(same)
-            parts.append(f"{case} {ratio:.3f} (control {np.median(same):.3f})")
-        print(f"run {i + 1}: auto/best " + ", ".join(parts)
-              + f"; train_batches choices {res['train_batches']}", flush=True)  # fmt: skip
-    print("worst auto/best over runs: " + ", ".join(f"{k} {v:.3f}" for k, v in worst.items()))
-    print("control numba-again/numba over runs: " + ", ".join(
-        f"{k} {min(v):.3f}-{max(v):.3f}" for k, v in control.items()))  # fmt: skip
-    for case, (auto, same) in per_round.items():
+            own = own_backend(samples)
+            other = next(b for b in BACKENDS if b != own)
+            ratios = {
+                "auto/own": per_round(samples, "auto", own),
+                "own/other": per_round(samples, own, other),
+                "auto/numba": per_round(samples, "auto", "numba"),
+                "auto/numpy": per_round(samples, "auto", "numpy"),
+                "control": per_round(samples, "numba-again", "numba"),
+            }
+            for name, values in ratios.items():
+                pooled.setdefault(case, {}).setdefault(name, []).extend(values)
+            trained = samples["auto:trained"]
+            share = trained.get(own, 0) / max(1, sum(trained.values()))
+            parts.append(
+                f"{case}: auto on {own} {share:.0%}, auto/own "
+                f"{np.median(ratios['auto/own']):.3f}, own/other "
+                f"{np.median(ratios['own/other']):.3f} (control {np.median(ratios['control']):.3f})"
+            )
+        print(f"run {i + 1}: " + "; ".join(parts), flush=True)
+    print(f"per round, pooled over {args.runs} runs (median, bootstrap 95% interval):")
+    for case, ratios in pooled.items():
+        best = max(BACKENDS, key=lambda b: np.median(ratios[f"auto/{b}"]))
         print(
-            f"{case}, per round over all runs ({len(auto)}): auto/best {interval(auto)}, "
-            f"control {interval(same)}"
+            f"  {case} ({len(ratios['control'])} rounds): auto/own {interval(ratios['auto/own'])}, "
+            f"own/other {interval(ratios['own/other'])}, auto/{best} (the faster backend over "
+            f"all rounds) {interval(ratios[f'auto/{best}'])}, control {interval(ratios['control'])}"
         )
     return 0
 
