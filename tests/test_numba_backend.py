@@ -597,7 +597,11 @@ def test_warmup_compiles_everything_needed():
 
 
 def _run(code, cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    """Run ``code`` in a fresh interpreter; ``cache_dir``: its ``NUMBA_CACHE_DIR``
+    (None: this process's cache)."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
     env.pop("FASTNN_BACKEND", None)
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -634,20 +638,27 @@ def test_import_compiles_nothing(tmp_path):
     assert out.strip() == "1"
 
 
-@pytest.mark.slow
-def test_second_process_loads_kernels_from_cache(tmp_path):
-    """Process 1 compiles and stores; process 2's warm-up only loads, and after it
-    nothing a training calls compiles (primitive ops at the real layer shapes and
-    paths, and the fused training loop)."""
+def test_second_process_loads_kernels_from_cache():
+    """After this process's float64 warm-up (compiled and stored here, or loaded from
+    Numba's on-disk cache: either way the cache then holds every kernel), a second
+    process's warm-up and everything a training calls load from that cache: every
+    dispatcher it called, op kernels and training loops, reports cache hits and not
+    one miss, and nothing compiles after ``warmup()``.  The cache is the suite's own,
+    as in use (``NUMBA_CACHE_DIR`` or Numba's default beside the sources), so the
+    compile is paid once per suite; :func:`test_warmup_compiles_everything_needed`
+    checks the in-process half, :func:`test_every_kernel_is_cached_with_safe_options`
+    that every kernel asks for the cache."""
+    fastnn.warmup(dtypes=("float64",))
     code = """
         import numpy as np
         import fastnn
         from fastnn.dispatch import runtime
         from numba.core.registry import CPUDispatcher
-        from fastnn.kernels.numba import kernels, gemm, train
+        from fastnn.kernels.numba import kernels, gemm, train, train_gemm, train_small
         seconds = fastnn.warmup(dtypes=("float64",))
         def dispatchers():
-            return {f"{m.__name__}.{n}": d for m in (kernels, gemm, train)
+            return {f"{m.__name__}.{n}": d
+                    for m in (kernels, gemm, train, train_gemm, train_small)
                     for n, d in vars(m).items() if isinstance(d, CPUDispatcher)}
         before = {n: list(d.signatures) for n, d in dispatchers().items()}
         ops = fastnn.get_ops("numba")
@@ -661,16 +672,15 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
                 ops.dense_backward(np.ones_like(Y), X, W, Z, Y, act)
         runtime._warm_train(ops, np.dtype("float64"))
         after = {n: list(d.signatures) for n, d in dispatchers().items()}
-        mine = [d for n, d in dispatchers().items() if ".train." not in n and d.signatures]
-        print(int(after == before), len(mine), sum(len(d.stats.cache_misses) for d in mine),
-              sum(len(d.stats.cache_hits) for d in mine), seconds)
+        called = {n: d for n, d in dispatchers().items() if d.signatures}
+        compiled = [n for n, d in called.items()
+                    if d.stats.cache_misses or len(d.stats.cache_hits) < len(d.signatures)]
+        print(int(after == before), len(called), sum(".train" in n for n in called),
+              ",".join(compiled) or "-")
         """
-    same_cold, n_cold, misses_cold, _, _ = _run(code, tmp_path).split()
-    same_warm, n_warm, misses_warm, hits_warm, _ = _run(code, tmp_path).split()
-    assert int(misses_cold) > 0  # the first process compiled (and stored)
-    # The second loaded every kernel it called from disk, compiling none.  (Fewer
-    # dispatchers hold signatures there: kernels only called from other kernels
-    # are part of their callers' cached machine code.)
-    assert 0 < int(n_warm) <= int(n_cold)
-    assert int(misses_warm) == 0 and int(hits_warm) >= int(n_warm)
-    assert same_cold == same_warm == "1", "a kernel compiled after warmup()"
+    same, n_called, n_trainers, compiled = _run(code, None).split()
+    # Fewer dispatchers hold signatures there than here: kernels only called from
+    # other kernels are part of their callers' cached machine code.
+    assert int(n_called) >= 20 and int(n_trainers) >= 4, (n_called, n_trainers)
+    assert compiled == "-", f"compiled in the second process, not loaded: {compiled}"
+    assert same == "1", "a kernel compiled after warmup()"
