@@ -41,6 +41,8 @@ import tempfile
 
 import numpy as np
 
+from fastnn.tools.bench.paired import fmt_interval, per_round
+
 BACKENDS = ("numba", "numpy")
 
 
@@ -94,22 +96,10 @@ def one_run(rows: int, tiny_steps: int, repeats: int, seed: int) -> dict:
     return {"cases": out, "train_batches": choices}
 
 
-def per_round(samples: dict, a: str, b: str) -> list[float]:
-    """``a``'s sample over ``b``'s, round by round."""
-    return [x / y for x, y in zip(samples[a], samples[b])]
-
-
 def own_backend(samples: dict) -> str:
     """The backend whose code ``auto`` ran for most of its timed batches."""
     trained = samples["auto:trained"]
     return max(trained, key=trained.get) if trained else "numba"
-
-
-def interval(ratios: list[float]) -> str:
-    """Median of ``ratios`` and its bootstrap 95% interval (2,000 resamples)."""
-    rng = np.random.default_rng(0)
-    meds = np.sort([np.median(rng.choice(ratios, len(ratios))) for _ in range(2000)])
-    return f"{np.median(ratios):.3f} ({meds[50]:.3f}-{meds[1949]:.3f})"
 
 
 def main() -> int:
@@ -157,10 +147,11 @@ def main() -> int:
     print(f"per round, pooled over {args.runs} runs (median, bootstrap 95% interval):")
     for case, ratios in pooled.items():
         best = max(BACKENDS, key=lambda b: np.median(ratios[f"auto/{b}"]))
+        iv = {name: fmt_interval(values) for name, values in ratios.items()}
         print(
-            f"  {case} ({len(ratios['control'])} rounds): auto/own {interval(ratios['auto/own'])}, "
-            f"own/other {interval(ratios['own/other'])}, auto/{best} (the faster backend over "
-            f"all rounds) {interval(ratios[f'auto/{best}'])}, control {interval(ratios['control'])}"
+            f"  {case} ({len(ratios['control'])} rounds): auto/own {iv['auto/own']}, own/other "
+            f"{iv['own/other']}, auto/{best} (the faster backend over all rounds) "
+            f"{iv[f'auto/{best}']}, control {iv['control']}"
         )
     return 0
 

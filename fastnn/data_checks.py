@@ -37,29 +37,21 @@ def check_some_samples(arr: np.ndarray) -> None:
         )
 
 
-#: Elements from which :func:`all_finite` screens a 2-D array by row sums (a BLAS
-#: matrix-vector product) instead of one sum.
-ROW_SUM_MIN_SIZE = 1 << 16
-
-
 def all_finite(A: np.ndarray) -> bool:
     """Whether every element of float array ``A`` is finite.
 
-    Screened by sums, which need no temporary of ``A``'s size: NaN and inf propagate
-    through a sum, so finite sums prove every element finite.  A large 2-D ``A`` is
-    summed by rows with a matrix-vector product (BLAS reads ``A`` once, on its
-    threads: ``fit`` checks the whole training set every call); other arrays by one
-    sum (cheaper where the product's set-up would dominate).  A non-finite sum -- a
-    bad value, or finite values whose sum overflows -- gets the exact elementwise
-    check.
+    Screened by one sum, which needs no temporary of ``A``'s size: NaN and inf
+    propagate through a sum, so a finite sum proves every element finite.  A
+    non-finite sum -- a bad value, or finite values whose sum overflows -- gets the
+    exact elementwise check.  Not a BLAS product (row sums would read ``A`` on BLAS's
+    threads, faster): after it, those threads keep spinning on the cores for a while,
+    and ``fit`` calls the trainer right after this check; the numba trainer's own
+    threads would share the cores with them.
     """
     if A.size == 0:
         return True
     with np.errstate(over="ignore", invalid="ignore"):
-        if A.ndim == 2 and A.size >= ROW_SUM_MIN_SIZE:
-            if np.isfinite(A @ np.ones(A.shape[1], A.dtype)).all():
-                return True
-        elif np.isfinite(np.add.reduce(A, axis=None)):  # no .all(): a scalar
+        if np.isfinite(np.add.reduce(A, axis=None)):  # no .all(): a scalar
             return True
     return bool(np.isfinite(A).all())
 

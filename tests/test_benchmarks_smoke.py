@@ -99,3 +99,21 @@ def test_dask_regime_runs_on_a_local_cluster():
         assert 0 < lo <= t <= hi < 1e-3  # seconds per row
     ratios = [t["ratio"] for t in case.to_json()["targets"]]
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
+
+
+def test_paired_epochs_script_pairs_worker_rounds(tmp_path):
+    """``benchmarks/paired_epochs.py`` on a small epoch: every runner's samples and
+    each requested pair's per-round ratio with its interval are printed."""
+    cmd = [sys.executable, "benchmarks/paired_epochs.py", "--runners", "numpy,numpy-loop",
+           "--samples", "512", "--rounds", "3"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "512 rows, 3 rounds" in out, out
+    for runner in ("numpy", "numpy-loop"):
+        assert f"\n  {runner} " in out, out
+    pair = [line for line in out.splitlines() if line.startswith("  numpy/numpy-loop: ")]
+    assert len(pair) == 1, out
+    med, low, high = (float(x) for x in pair[0].split(": ")[1].replace("(", "").replace(")", "")
+                      .replace("-", " ").split())  # fmt: skip
+    assert 0 < low <= med <= high, pair
