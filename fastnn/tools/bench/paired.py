@@ -9,6 +9,7 @@ when the target is tighter than the machine's drift.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -35,8 +36,6 @@ def median_interval(ratios: Sequence[float], seed: int = 0) -> tuple[float, floa
     values = np.asarray(ratios, dtype=float)
     if values.ndim != 1 or values.size < 2:
         raise ValueError(f"a bootstrap interval needs at least 2 ratios, got {values.size}")
-    import inspect
-
     from scipy.stats import bootstrap
 
     # SciPy 1.15 renamed ``random_state`` to ``rng``; the project supports SciPy >= 1.10
