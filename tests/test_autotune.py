@@ -117,6 +117,25 @@ def test_clear_forgets_the_files_entries_too(table, monkeypatch):
     assert table.get("x") is None and table.get("y") is None
 
 
+def test_table_is_keyed_by_the_code_around_the_kernels_too(monkeypatch, tmp_path):
+    """An edit anywhere in fastnn's sources (here: one file's digest) gives a new
+    table, so no verdict timed with the old front end is trusted; the background
+    build's stamp keeps its key (it depends on the kernels only)."""
+    from fastnn.dispatch import coldstart, machine
+
+    monkeypatch.setenv("FASTNN_CACHE_DIR", str(tmp_path))
+    coldstart.reset()
+    table, stamp = autotune.cache_path(), coldstart.stamp_path("float32")
+    assert table.parent == tmp_path and machine.package_sources()
+    assert autotune.cache_path() == table  # deterministic
+    edited = ["0" * 16, *machine.package_sources()[1:]]
+    monkeypatch.setattr(machine, "package_sources", lambda: edited)
+    coldstart.reset()
+    assert autotune.cache_path() != table
+    assert coldstart.stamp_path("float32") == stamp
+    coldstart.reset()
+
+
 def test_corrupt_cache_file_is_ignored_not_fatal(table):
     table.path.write_text("{not json")
     assert table.get("anything") is None

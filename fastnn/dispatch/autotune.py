@@ -139,8 +139,9 @@ def shape_key(op: str, args) -> str:
 
 
 def cache_path() -> Path:
-    """The autotune table of this machine (:func:`.machine.cache_dir`)."""
-    return machine.cache_dir() / f"autotune-{machine.machine_fingerprint()}.json"
+    """The autotune table of this machine and code (:func:`.machine.cache_dir`,
+    :func:`.machine.autotune_fingerprint`)."""
+    return machine.cache_dir() / f"autotune-{machine.autotune_fingerprint()}.json"
 
 
 class Table:

@@ -90,14 +90,25 @@ def fingerprint_parts() -> list[str]:
     ]
 
 
+def _source_digests(root: Path) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(root.rglob("*.py"))]
+
+
 def kernel_sources() -> list[str]:
     """Digests of the backends' source files: a kernel edit invalidates what was
     measured or built for them (the package version alone does not change between
     development commits)."""
     import fastnn.kernels as kernels_pkg
 
-    root = Path(kernels_pkg.__file__).parent
-    return [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(root.rglob("*.py"))]
+    return _source_digests(Path(kernels_pkg.__file__).parent)
+
+
+def package_sources() -> list[str]:
+    """Digests of fastnn's own source files (front ends, dispatcher, tooling): the
+    work around each kernel call, which an in-use timing includes."""
+    import fastnn
+
+    return _source_digests(Path(fastnn.__file__).parent)
 
 
 def machine_fingerprint() -> str:
@@ -114,6 +125,16 @@ def machine_fingerprint() -> str:
         parts.append(numba.__version__)
     except ImportError:
         parts.append("no-numba")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def autotune_fingerprint() -> str:
+    """What ``auto``'s measured choices depend on: :func:`machine_fingerprint` and
+    fastnn's own sources.  A verdict measured in use times whole ``train_batches``
+    calls, with whatever the front end did just before them (a check that leaves
+    BLAS threads spinning slows the next call), so a front-end edit retires it too;
+    the background-built trainers (:mod:`.coldstart`) depend on the kernels only."""
+    parts = [machine_fingerprint(), *package_sources()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
