@@ -1,11 +1,12 @@
 """The epoch regime's runners in many paired rounds: ratios with intervals.
 
 ``fastnn bench --regimes epoch`` times each runner three times, in its own worker
-process, and reports ratios of medians; on a machine whose speed drifts by 20-40%
-over seconds, such a ratio moves by about that much between runs.  This script
-starts the same workers (:class:`fastnn.tools.bench.worker.Worker`, same specs and
-warm-up) and times ``--rounds`` rounds, each runner once per round in a random
-order (``--seed``), with the bench's idle gap before each epoch.  Each pair of
+process, and reports ratios of medians; on a machine whose speed drifts over
+seconds, such a ratio moves by as much as the drift between runs.  This script
+starts the same workers (:class:`fastnn.tools.bench.worker.Worker`, the specs of
+:func:`fastnn.tools.bench.runner.epoch_spec`) and times ``--rounds`` rounds, each
+runner once per round in a random order (``--seed``), with the bench's idle gap
+before each epoch.  Each pair of
 runners is compared round by round (:mod:`fastnn.tools.bench.paired`): the median
 of the per-round ratios and its bootstrap 95% interval.  The pairs reported are the
 issue targets' (numba against torch and the hand loop, the numpy backend against
@@ -24,7 +25,7 @@ import sys
 from fastnn.dispatch import timing
 from fastnn.tools.bench import workloads
 from fastnn.tools.bench.paired import fmt_interval, per_round
-from fastnn.tools.bench.runner import AUTO_WARMUP_EPOCHS
+from fastnn.tools.bench.runner import epoch_spec
 from fastnn.tools.bench.worker import Worker
 from fastnn.tools.bench.workloads import Unavailable
 
@@ -36,13 +37,6 @@ PAIRS = (
     ("auto", "numba"),
     ("numpy", "numba"),
 )
-
-
-def spec(runner: str, optimizer: str, batch_size: int, samples: int | None) -> dict:
-    """The bench's epoch worker spec (``runner.run_epochs``)."""
-    warmup = AUTO_WARMUP_EPOCHS if runner == "auto" else 1
-    return {"runner": runner, "optimizer": optimizer, "batch_size": batch_size,
-            "samples": samples, "warmup": warmup}  # fmt: skip
 
 
 def main() -> int:
@@ -58,8 +52,8 @@ def main() -> int:
     try:
         for runner in args.runners.split(","):  # one at a time: auto's warm-up measures
             try:
-                workers[runner] = Worker(spec(runner, args.optimizer, args.batch_size,
-                                              args.samples))  # fmt: skip
+                workers[runner] = Worker(epoch_spec(runner, args.optimizer, args.batch_size,
+                                                    args.samples))  # fmt: skip
             except Unavailable as exc:
                 print(f"{runner}: n/a ({exc})")
         samples = timing.sample_rounds(

@@ -398,6 +398,14 @@ def _worker_builders(specs: dict[str, dict], together=False) -> dict[str, Callab
     return {name: (lambda w=w: ready(w)) for name, w in started.items()}
 
 
+def epoch_spec(runner: str, optimizer: str, batch_size: int, samples: int | None) -> dict:
+    """The worker spec (:class:`~.worker.Worker`) of one epoch-regime runner: ``auto``
+    warms up for :data:`AUTO_WARMUP_EPOCHS`, the others for one epoch."""
+    warmup = AUTO_WARMUP_EPOCHS if runner == "auto" else 1
+    return {"runner": runner, "optimizer": optimizer, "batch_size": batch_size,
+            "samples": samples, "warmup": warmup}  # fmt: skip
+
+
 def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
     n_samples = QUICK_EPOCH_SAMPLES if quick else None
     _, _, source = training_data(16)  # which data the workers will load
@@ -412,11 +420,7 @@ def run_epochs(quick: bool, gemm32: float, log=print) -> list[Case]:
             "isolation": "one worker process per runner",
         }, flops)  # fmt: skip
         runners = ["numba", "numpy", "auto", "numpy-loop", "torch"]
-        specs = {
-            r: {"runner": r, "optimizer": optimizer, "batch_size": batch_size,
-                "samples": n_samples, "warmup": AUTO_WARMUP_EPOCHS if r == "auto" else 1}
-            for r in runners
-        }  # fmt: skip
+        specs = {r: epoch_spec(r, optimizer, batch_size, n_samples) for r in runners}
         # Epochs measure training, not pool switches (alternate_pools.py measures those):
         # each sample starts once the previous runner's idle threads stopped spinning.
         # collect_info: which backend's trainer auto ran in its timed epochs
